@@ -1,0 +1,37 @@
+"""Device and dtype policy shared by every computation in the library."""
+
+import torch
+
+
+def resolve_device(device="auto"):
+    """Return the torch device to compute on.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        ``"auto"`` picks CUDA when a GPU is visible, else the CPU.
+
+    Returns
+    -------
+    torch.device
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested but no CUDA GPU is visible; "
+            "use device='auto' or device='cpu'."
+        )
+    return device
+
+
+def default_dtype(device):
+    """float64 on the CPU (influence needs the precision), float32 on a GPU (speed)."""
+    return torch.float64 if torch.device(device).type == "cpu" else torch.float32
+
+
+def as_tensor(array, device, dtype=None):
+    """Copy ``array`` into a tensor on ``device``; never aliases a user's numpy array."""
+    dtype = dtype or default_dtype(device)
+    return torch.as_tensor(array, dtype=dtype).to(device).clone()
