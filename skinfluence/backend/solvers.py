@@ -1,0 +1,206 @@
+"""Curvature solvers: prepare once, then ``solve(V)`` returns ``H^-1 V`` for a block of vectors.
+
+Three interchangeable strategies:
+
+* :class:`CholeskySolver` — exact, from an explicit Hessian (small parameter counts).
+* :class:`CGSolver` — conjugate gradient over Hessian-vector products (matrix-free).
+* :class:`LanczosSolver` — low-rank eigendecomposition from Lanczos iterations over
+  Hessian-vector products; exact when ``rank`` equals the parameter count.
+
+Damping
+-------
+Every solver takes ``damping`` (``H + damping * I``). :class:`CholeskySolver` also applies a
+documented fallback: when ``H + damping * I`` is not positive definite it warns with the measured
+smallest eigenvalue and raises the damping to ``|lambda_min| + 1e-6 * mean(diag H)``, the smallest
+shift that makes the matrix safely invertible.
+"""
+
+import warnings
+
+import torch
+
+__all__ = ["CholeskySolver", "CGSolver", "LanczosSolver", "make_solver"]
+
+
+def _as_block(V):
+    """View a vector as a one-column block; remember to squeeze it back."""
+    return (V.unsqueeze(1), True) if V.ndim == 1 else (V, False)
+
+
+class CholeskySolver:
+    """Exact solves with a Cholesky factor of ``H + damping * I``.
+
+    Parameters
+    ----------
+    H : torch.Tensor of shape (p, p)
+        Symmetric Hessian.
+    damping : float, default=0.0
+        Added to the diagonal before factorising.
+    """
+
+    def __init__(self, H, damping=0.0):
+        H = 0.5 * (H + H.T)
+        eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+        factor, info = torch.linalg.cholesky_ex(H + damping * eye)
+        if info.item() != 0:
+            lam_min = torch.linalg.eigvalsh(H)[0].item()
+            shift = abs(lam_min) + 1e-6 * H.diagonal().abs().mean().item() + damping
+            warnings.warn(
+                f"The Hessian is not positive definite (smallest eigenvalue {lam_min:.3g}); "
+                f"adding damping {shift:.3g} to its diagonal. Influence estimates are then "
+                "approximate: check that the model has converged, or pass a larger `damping`.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            damping = shift
+            factor = torch.linalg.cholesky(H + damping * eye)
+        self.damping = damping
+        self.factor = factor
+
+    def solve(self, V):
+        """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m)."""
+        block, squeeze = _as_block(V)
+        out = torch.cholesky_solve(block, self.factor)
+        return out.squeeze(1) if squeeze else out
+
+
+class CGSolver:
+    """Conjugate gradient on ``(H + damping I) X = V``, all columns at once.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(V)`` returns ``H V`` for a block ``V`` of shape (p, m).
+    damping : float, default=0.0
+    tol : float, default=1e-10
+        Stop when every column's residual norm is below ``tol`` times its right-hand side's norm.
+    max_iter : int, default=None
+        Defaults to ``10 * p``.
+    """
+
+    def __init__(self, hvp, damping=0.0, tol=1e-10, max_iter=None):
+        self.hvp, self.damping, self.tol, self.max_iter = hvp, damping, tol, max_iter
+
+    def _apply(self, V):
+        return self.hvp(V) + self.damping * V
+
+    def solve(self, V):
+        """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m)."""
+        B, squeeze = _as_block(V)
+        X = torch.zeros_like(B)
+        R = B.clone()
+        P = R.clone()
+        rr = (R * R).sum(0)
+        stop = (self.tol * B.norm(dim=0)) ** 2
+        max_iter = self.max_iter or 10 * B.shape[0]
+        for _ in range(max_iter):
+            if bool((rr <= stop).all()):
+                break
+            AP = self._apply(P)
+            alpha = rr / (P * AP).sum(0).clamp_min(torch.finfo(B.dtype).tiny)
+            X += alpha * P
+            R -= alpha * AP
+            rr_new = (R * R).sum(0)
+            P = R + (rr_new / rr.clamp_min(torch.finfo(B.dtype).tiny)) * P
+            rr = rr_new
+        else:
+            worst = (rr.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max().item()
+            warnings.warn(
+                f"Conjugate gradient stopped after {max_iter} iterations with relative residual "
+                f"{worst:.3g}; increase `damping` or use the exact solver.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return X.squeeze(1) if squeeze else X
+
+
+class LanczosSolver:
+    """Low-rank inverse from ``rank`` Lanczos iterations with full reorthogonalisation.
+
+    ``H^-1 V ~= U diag(1 / (lambda + damping)) U^T V`` over the ``rank`` Ritz pairs; the
+    component of ``V`` outside their span is divided by the smallest Ritz value (plus damping).
+    With ``rank = p`` the result is exact up to round-off.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(V)`` returns ``H V`` for a block ``V`` of shape (p, m).
+    n_params : int
+        The dimension p.
+    rank : int, default=50
+        Number of Lanczos iterations (capped at ``n_params``).
+    damping : float, default=0.0
+    random_state : int, default=0
+        Seed of the start vector.
+    """
+
+    def __init__(self, hvp, n_params, rank=50, damping=0.0, random_state=0, dtype=None,
+                 device=None):
+        rank = min(rank, n_params)
+        gen = torch.Generator().manual_seed(random_state)
+        q = torch.randn(n_params, generator=gen, dtype=dtype).to(device)
+        Q = torch.zeros(n_params, rank, dtype=dtype, device=device)
+        alphas, betas = [], []
+        q = q / q.norm()
+        for j in range(rank):
+            Q[:, j] = q
+            w = hvp(q.unsqueeze(1)).squeeze(1)
+            alphas.append(torch.dot(w, q))
+            # full reorthogonalisation keeps the Ritz vectors orthogonal in floating point
+            w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+            w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+            beta = w.norm()
+            if j + 1 == rank or beta <= 1e-12 * alphas[0].abs():
+                Q = Q[:, : j + 1]
+                break
+            betas.append(beta)
+            q = w / beta
+        k = Q.shape[1]
+        T = torch.diag(torch.stack(alphas[:k]))
+        if k > 1:
+            off = torch.stack(betas[: k - 1])
+            T = T + torch.diag(off, 1) + torch.diag(off, -1)
+        evals, evecs = torch.linalg.eigh(T)
+        if evals[0] + damping <= 0:
+            raise ValueError(
+                f"The low-rank Hessian has a non-positive eigenvalue ({evals[0].item():.3g}); "
+                "pass a `damping` larger than its magnitude."
+            )
+        self.eigenvalues = evals
+        self.eigenvectors = Q @ evecs
+        self.damping = damping
+
+    def solve(self, V):
+        """Return the low-rank approximation of ``(H + damping I)^-1 V``."""
+        B, squeeze = _as_block(V)
+        U, lam = self.eigenvectors, self.eigenvalues + self.damping
+        coeff = U.T @ B
+        out = U @ (coeff / lam.unsqueeze(1)) + (B - U @ coeff) / lam[0]
+        return out.squeeze(1) if squeeze else out
+
+
+def make_solver(objective, solver="auto", damping=0.0, rank=50):
+    """Build a curvature solver for an objective view.
+
+    Parameters
+    ----------
+    objective : skinfluence.backend.Objective
+    solver : {"auto", "cholesky", "cg", "lowrank"}, default="auto"
+        ``"auto"`` is exact Cholesky up to 5 000 parameters and CG beyond.
+    damping : float, default=0.0
+    rank : int, default=50
+        Lanczos iterations for ``"lowrank"``.
+    """
+    if solver == "auto":
+        solver = "cholesky" if objective.n_params <= 5000 else "cg"
+    if solver == "cholesky":
+        return CholeskySolver(objective.hessian(), damping=damping)
+    if solver == "cg":
+        return CGSolver(objective.hvp, damping=damping)
+    if solver == "lowrank":
+        theta = objective.theta
+        return LanczosSolver(objective.hvp, objective.n_params, rank=rank, damping=damping,
+                             dtype=theta.dtype, device=theta.device)
+    raise ValueError(
+        f"solver={solver!r} is not supported; use 'auto', 'cholesky', 'cg' or 'lowrank'."
+    )
