@@ -7,13 +7,12 @@ imported lazily so that ``import skinfluence`` stays cheap.
 
 import importlib
 
+# Bind the functions over the subpackage of the same name (``skinfluence.influence``).
+from .influence import influence, influence_value, leave_one_out, self_influence
+
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "influence": "skinfluence.influence",
-    "leave_one_out": "skinfluence.influence",
-    "self_influence": "skinfluence.influence",
-    "influence_value": "skinfluence.influence",
     "register_adapter": "skinfluence.backend",
     "make_objective": "skinfluence.backend",
     "TorchModel": "skinfluence.backend",
@@ -25,7 +24,8 @@ _PUBLIC = {
     "CoxInfluence": "skinfluence.survival",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, "influence", "influence_value", "leave_one_out",
+                  "self_influence"])
 
 
 def __getattr__(name):

@@ -1,0 +1,137 @@
+"""Measures: pure functions from a fitted model and data to removal effects.
+
+Public entry points take a fitted estimator and numpy data; the functions in the submodules
+work on a :class:`skinfluence.backend.Objective` and torch tensors.
+"""
+
+from .._validation import check_classes, check_fitted, check_test_data, check_training_data
+from ..backend import CholeskySolver, make_objective, make_solver
+from .first_order import influence_function
+from .first_order import influence_value as _influence_value
+from .first_order import self_influence as _self_influence
+from .loo import leave_one_out
+from .newton import newton_effects
+from .targets import Target
+
+__all__ = ["influence", "influence_value", "leave_one_out", "self_influence"]
+
+METHODS = ("influence", "newton")
+
+
+def _objective(estimator, X, y, sample_weight, device, params):
+    check_fitted(estimator)
+    X, y, sample_weight = check_training_data(X, y, sample_weight)
+    options = {} if params == "all" else {"params": params}
+    objective = make_objective(estimator, X, y, sample_weight, device=device, **options)
+    check_classes(objective, y)
+    return objective, X
+
+
+def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="influence",
+              sample_weight=None, solver="auto", damping=0.0, device="auto", params="all"):
+    """Predicted effect of removing each training row on each test row's loss or prediction.
+
+    The sign convention is the library's: ``f(theta fitted without row i) - f(theta)``.
+    A positive effect on a loss means the row *helps* (removing it raises the loss).
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Fitted on ``(X, y)`` (scikit-learn linear models, skorch nets, :class:`TorchModel`, or
+        any model with a registered adapter).
+    X : array-like of shape (n_samples, n_features)
+        The training inputs the estimator was fitted on.
+    y : array-like of shape (n_samples,)
+        The training targets.
+    X_test : array-like of shape (n_test, n_features)
+        Rows on which the effect is measured.
+    y_test : array-like of shape (n_test,), optional
+        Their targets; required for loss targets.
+    target : {"loss", "mean_loss", "prediction"}, default="loss"
+        ``"loss"``: each test row's natural loss (log loss, or squared error for regressors);
+        ``"mean_loss"``: the mean test loss; ``"prediction"``: each test row's raw prediction
+        (value, binary log-odds, or log-probability of ``y_test``'s class for multiclass).
+    method : {"influence", "newton"}, default="influence"
+        ``"influence"``: the classic first-order influence function ``grad f^T H^-1 g_i``.
+        ``"newton"``: one Newton step with the exact leave-one-out Hessian, the target evaluated
+        at the predicted parameters (exact for ridge; far closer to retraining for GLMs).
+    sample_weight : array-like of shape (n_samples,), optional
+        The weights the estimator was fitted with.
+    solver : {"auto", "cholesky", "cg", "lowrank"}, default="auto"
+        How ``H^-1`` is applied.
+    damping : float, default=0.0
+        Added to the Hessian's diagonal.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+    params : {"all", "last"}, default="all"
+        For networks, ``"last"`` takes influence over the last linear layer only.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_test), or (n_samples,) for ``target="mean_loss"``
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> import skinfluence
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = Ridge(alpha=1.0).fit(X[:300], y[:300])
+    >>> effects = skinfluence.influence(model, X[:300], y[:300], X[300:], y[300:],
+    ...                                 target="mean_loss", method="newton")
+    >>> effects.shape
+    (300,)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
+    objective, X = _objective(estimator, X, y, sample_weight, device, params)
+    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
+    tgt = Target(objective, X_test, y_test, target)
+    curvature = make_solver(objective, solver, damping)
+    measure = influence_function if method == "influence" else newton_effects
+    return tgt.finalize(measure(objective, curvature, tgt))
+
+
+def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", damping=0.0,
+                   device="auto", params="all"):
+    """Predicted removal effect of each training row on its own loss (always >= 0).
+
+    Parameters
+    ----------
+    estimator, X, y, sample_weight, solver, damping, device, params
+        As in :func:`influence`.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        ``grad loss_i^T H^-1 g_i``: large for rows the fit bends towards (outliers, label noise).
+    """
+    objective, _ = _objective(estimator, X, y, sample_weight, device, params)
+    curvature = make_solver(objective, solver, damping)
+    return _self_influence(objective, curvature).detach().cpu().numpy()
+
+
+def influence_value(estimator, X, y, X_val, y_val, *, damping=0.0, device="auto"):
+    """IV of Chhabra et al. (2024): influence of each row on the summed validation loss.
+
+    ``IV_i = sum_v grad L_v^T [sum_j grad^2 L_j]^-1 grad L_i`` with plain data losses (no
+    regulariser, as the trimming paper writes it). Negative values flag rows harmful to the
+    validation loss — the same sign as a removal effect.
+
+    Parameters
+    ----------
+    estimator, X, y, device
+        As in :func:`influence`.
+    X_val, y_val : array-like
+        Validation rows.
+    damping : float, default=0.0
+        Added to the data Hessian (needed when it is singular, e.g. unpenalised multinomial).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    objective, X = _objective(estimator, X, y, None, device, "all")
+    X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
+    tgt = Target(objective, X_val, y_val, "loss")
+    curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
+    return _influence_value(objective, curvature, tgt).detach().cpu().numpy()

@@ -1,0 +1,82 @@
+"""Brute-force leave-one-out: the ground truth every estimate is checked against."""
+
+import copy
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils.parallel import Parallel, delayed
+from tqdm.auto import tqdm
+
+from .._validation import check_fitted, check_test_data, check_training_data
+from ..backend import make_objective
+from .targets import Target
+
+
+def refit_without(estimator, X, y, sample_weight, keep, warm_start=False):
+    """Fit a copy of ``estimator`` on the rows ``keep`` (a boolean mask or index array)."""
+    if warm_start:
+        model = copy.deepcopy(estimator)
+        if "warm_start" not in model.get_params():
+            raise ValueError(f"{type(model).__name__} has no warm_start parameter; use "
+                             "warm_start=False.")
+        model.set_params(warm_start=True)
+    else:
+        model = clone(estimator)
+    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
+    return model.fit(X[keep], y[keep], **kwargs)
+
+
+def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indices=None,
+                  sample_weight=None, warm_start=False, n_jobs=None, verbose=0, device="cpu"):
+    """Removal effects measured by really retraining without each row.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Fitted on ``(X, y)``; its clone is refitted without each row.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    X_test : array-like of shape (n_test, n_features)
+    y_test : array-like of shape (n_test,), optional
+        Needed for loss targets.
+    target : {"loss", "mean_loss", "prediction"}, default="loss"
+        As in :func:`skinfluence.influence`.
+    indices : array-like of int, optional
+        Rows to leave out, default all.
+    sample_weight : array-like of shape (n_samples,), optional
+        Weights the estimator was fitted with (subset for each refit).
+    warm_start : bool, default=False
+        Continue training a copy of the fitted model instead of refitting a clone from scratch
+        (``warm_start=True`` on a copy; scikit-learn and skorch models that support it).
+    n_jobs : int, optional
+        Parallel refits through joblib (any joblib backend, e.g. dask or ray).
+    verbose : int, default=0
+        Show a progress bar when positive.
+    device : str, default="cpu"
+        Where the target is evaluated.
+
+    Returns
+    -------
+    ndarray of shape (n_indices, n_test), or (n_indices,) for ``target="mean_loss"``
+        ``f(theta fitted without row i) - f(theta)``.
+    """
+    check_fitted(estimator)
+    X, y, sample_weight = check_training_data(X, y, sample_weight)
+    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
+    indices = np.arange(len(X)) if indices is None else np.asarray(indices)
+    base = make_objective(estimator, X, y, sample_weight, device=device,
+                          check_convergence=False)
+    reference = Target(base, X_test, y_test, target).values(base.theta)
+
+    def one(i):
+        keep = np.ones(len(X), dtype=bool)
+        keep[i] = False
+        model = refit_without(estimator, X, y, sample_weight, keep, warm_start)
+        objective = make_objective(model, X[keep], y[keep], None, device=device,
+                                   check_convergence=False)
+        return (Target(objective, X_test, y_test, target).values(objective.theta)
+                - reference).detach().cpu().numpy()
+
+    rows = tqdm(indices, desc="leave-one-out", disable=not verbose)
+    effects = np.stack(Parallel(n_jobs=n_jobs)(delayed(one)(i) for i in rows))
+    return effects[:, 0] if target == "mean_loss" else effects
