@@ -132,10 +132,12 @@ class LanczosSolver:
     damping : float, default=0.0
     random_state : int, default=0
         Seed of the start vector.
+    dtype, device
+        Of the vectors ``hvp`` takes.
     """
 
-    def __init__(self, hvp, n_params, rank=50, damping=0.0, random_state=0, dtype=None,
-                 device=None):
+    def __init__(self, hvp, n_params, rank=50, damping=0.0, random_state=0,
+                 dtype=torch.float64, device="cpu"):
         rank = min(rank, n_params)
         gen = torch.Generator().manual_seed(random_state)
         q = torch.randn(n_params, generator=gen, dtype=dtype).to(device)

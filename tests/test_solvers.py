@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+import skinfluence
+from skinfluence.backend import CGSolver, CholeskySolver, LanczosSolver
+
+
+@pytest.fixture
+def spd():
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    H = A @ A.T / 30 + torch.eye(30, dtype=torch.float64)  # condition number ~ 10
+    V = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    return H, V
+
+
+def test_solvers_agree_with_exact(spd):
+    H, V = spd
+    exact = torch.linalg.solve(H, V)
+    hvp = lambda B: H @ B  # noqa: E731
+    for solver in (CholeskySolver(H), CGSolver(hvp), LanczosSolver(hvp, 30, rank=30)):
+        rel = (solver.solve(V) - exact).norm() / exact.norm()
+        assert rel < 1e-6, (type(solver).__name__, rel.item())
+        assert solver.solve(V[:, 0]).shape == (30,)
+
+
+def test_low_rank_keeps_the_top_of_the_spectrum(spd):
+    H, V = spd
+    evals, evecs = torch.linalg.eigh(H)
+    top = evecs[:, -5:]
+    solver = LanczosSolver(lambda B: H @ B, 30, rank=20)
+    np.testing.assert_allclose(solver.eigenvalues[-3:], evals[-3:], rtol=1e-6)
+    # in the span of the leading eigenvectors the low-rank inverse is exact
+    exact = top / evals[-5:]
+    assert (solver.solve(top) - exact).norm() / exact.norm() < 1e-3
+
+
+def test_damping_shifts_the_spectrum(spd):
+    H, V = spd
+    eye = torch.eye(30, dtype=H.dtype)
+    torch.testing.assert_close(CholeskySolver(H, damping=0.5).solve(V),
+                               torch.linalg.solve(H + 0.5 * eye, V))
+    torch.testing.assert_close(CGSolver(lambda B: H @ B, damping=0.5).solve(V),
+                               torch.linalg.solve(H + 0.5 * eye, V))
+
+
+def test_indefinite_hessian_warns_with_figure_and_damps():
+    H = torch.diag(torch.tensor([2.0, 1.0, -0.5], dtype=torch.float64))
+    with pytest.warns(RuntimeWarning, match=r"smallest eigenvalue -0\.5"):
+        solver = CholeskySolver(H)
+    assert solver.damping > 0.5
+    x = solver.solve(torch.ones(3, dtype=torch.float64))
+    assert torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("solver", ["cg", "lowrank"])
+def test_public_influence_with_each_solver(breast_cancer, solver):
+    """31 parameters: CG converges and the default Lanczos rank (50) covers the whole space."""
+    Xtr, Xte, ytr, yte = breast_cancer
+    model = LogisticRegression(C=0.1, solver="newton-cholesky", tol=1e-12).fit(Xtr, ytr)
+    exact = skinfluence.influence(model, Xtr, ytr, Xte[:10], yte[:10])
+    other = skinfluence.influence(model, Xtr, ytr, Xte[:10], yte[:10], solver=solver)
+    assert np.linalg.norm(other - exact) / np.linalg.norm(exact) < 1e-6
