@@ -1,0 +1,14 @@
+"""Survival analysis: Cox regression and the influence of training rows on its predictions."""
+
+from ._cox import CoxRegression, as_cox_regression, concordance_index, split_survival_frame
+from ._influence import CoxInfluence
+from ._validation import check_survival_target
+
+__all__ = [
+    "CoxInfluence",
+    "CoxRegression",
+    "as_cox_regression",
+    "check_survival_target",
+    "concordance_index",
+    "split_survival_frame",
+]
