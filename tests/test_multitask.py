@@ -120,7 +120,10 @@ def dense_scores(objective, X, y, tasks, X_val, y_val, tasks_val):
             # removal of row i: task l's weights go from 1/n to 1/(n-1) on the others, 0 on i
             weights = torch.full((len(rows),), 1.0 / (len(rows) - 1), dtype=w.dtype)
             weights[j] = 0.0
-            g = grad(lambda v: task_term(v, l, False, weights) - task_term(v, l, False))(w)
+            def change(v, l=l, weights=weights):
+                return task_term(v, l, False, weights) - task_term(v, l, False)
+
+            g = grad(change)(w)
             data[i] = (-torch.linalg.solve(H, g) @ G).numpy()
     task = np.stack([(torch.linalg.solve(H, grad(task_term)(w, l)) @ G).numpy()
                      for l in range(K)])
@@ -220,7 +223,7 @@ def test_trim_removes_corrupted_rows():
     mtif = MultitaskInfluence(MultitaskRidge(lam=0.1)).fit(Xtr, ytr, ttr, Xva, yva, tva)
     trimmed, removed = mtif.trim(fraction=0.05)
     assert len(removed) == round(0.05 * len(ytr))
-    assert np.isin(removed, bad).mean() >= 0.8
+    assert np.isin(bad, removed).mean() >= 0.7  # random removal would catch 5%
     before = np.mean((mtif.estimator_.predict(Xva, tva) - yva) ** 2)
     after = np.mean((trimmed.predict(Xva, tva) - yva) ** 2)
     assert after < before
@@ -230,11 +233,11 @@ def test_trim_removes_corrupted_rows():
 
 def test_leave_one_task_out_sign(data):
     """Removing an outlier task helps the related ones: positive effects mean 'helps'."""
-    X, y, tasks, coef = make_multitask_regression(5, 8, 60, delta=0.3, epsilon=0.0,
+    X, y, tasks, _coef = make_multitask_regression(5, 8, 60, delta=0.3, epsilon=0.0,
                                                   random_state=0)
     y = y.copy()
     y[tasks == 4] = -y[tasks == 4]  # task 4 now opposes the others
-    effects = leave_one_task_out(MultitaskRidge(lam=1.0), X, y, tasks, n_jobs=2)
+    effects = leave_one_task_out(MultitaskRidge(lam=1.0), X, y, tasks)
     assert (effects[4, :4] < 0).all()  # removing task 4 lowers the others' loss
     estimate = MultitaskInfluence(MultitaskRidge(lam=1.0)).fit(X, y, tasks).task_influence_
     assert (estimate[4, :4] < 0).all()

@@ -23,6 +23,7 @@ Removing task l (Proposition 2, regulariser included) drops its whole summand
 """
 
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -169,7 +170,7 @@ class MultitaskInfluence(BaseEstimator):
     ((90, 3), (3, 3))
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "estimator": [HasMethods(["fit", "predict"])],
         "damping": [Interval(Real, 0, None, closed="left")],
         "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
@@ -230,7 +231,7 @@ class MultitaskInfluence(BaseEstimator):
         if not 0 <= fraction < 1:
             raise ValueError(f"fraction must be in [0, 1); got {fraction}.")
         score = self.data_influence_.sum(axis=1)
-        order = np.argsort(score)[: int(round(fraction * len(score)))]
+        order = np.argsort(score)[: round(fraction * len(score))]
         removed = order[score[order] < 0]
         keep = np.setdiff1d(np.arange(len(score)), removed)
         X, y, tasks = self._data[:3]

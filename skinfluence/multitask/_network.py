@@ -1,7 +1,9 @@
 """Shared-bottom neural network, one linear head per task (MTIF Example 2), in torch."""
 
+import itertools
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from skinfluence.multitask._ridge import check_tasks
 
 def _bottom_shapes(n_features, hidden_layer_sizes):
     sizes = [n_features, *hidden_layer_sizes]
-    return [((a, b), (b,)) for a, b in zip(sizes[:-1], sizes[1:])]
+    return [((a, b), (b,)) for a, b in itertools.pairwise(sizes)]
 
 
 def _bottom(gamma, X, shapes):
@@ -89,7 +91,7 @@ class SharedBottomNetwork(BaseEstimator):
     (3,)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": [tuple, list],
         "loss": [StrOptions({"squared_error", "log_loss"})],
         "alpha": [Interval(Real, 0, None, closed="left")],

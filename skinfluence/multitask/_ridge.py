@@ -1,13 +1,19 @@
 """Multitask ridge regression: task coefficients shrunk toward a shared vector (MTIF Example 1)."""
 
 from numbers import Real
+from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import as_tensor
@@ -69,7 +75,7 @@ import torch
     (2,)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "lam": [Interval(Real, 0, None, closed="neither"), dict],
         "fit_intercept": ["boolean"],
     }
