@@ -65,7 +65,6 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-import torch
     >>> from skinfluence.multitask import MultitaskRidge
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(60, 3)); tasks = np.repeat(["a", "b", "c"], 20)
