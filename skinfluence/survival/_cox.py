@@ -2,6 +2,7 @@
 
 import numbers
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -90,12 +91,12 @@ class CoxRegression(BaseEstimator):
     array([ 1. , -0.5])
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like"],
         "ties": [StrOptions({"efron", "breslow"})],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
+        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
     }
 
     def __init__(self, alpha=0.0, ties="efron", tol=1e-9, max_iter=100, device="auto"):

@@ -2,6 +2,7 @@
 
 import numbers
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -84,10 +85,10 @@ class CoxInfluence(BaseEstimator):
     (100, 2)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "estimator": [None, HasMethods(["fit"])],
         "method": [StrOptions({"vif", "if", "newton", "loo"})],
-        "device": [str, torch.device],
+        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
         "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
         "verbose": ["verbose"],
     }
@@ -191,8 +192,15 @@ class CoxInfluence(BaseEstimator):
         chunks = np.array_split(np.arange(n), min(n, 8 * max(1, abs(self.n_jobs or 1))))
         results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(_refit_without)(
-                X_np, self.time_fit_, self.event_fit_, alpha_np, ties, theta_np, rows,
-                self._model.tol, self._model.max_iter,
+                X_np,
+                self.time_fit_,
+                self.event_fit_,
+                alpha_np,
+                ties,
+                theta_np,
+                rows,
+                self._model.tol,
+                self._model.max_iter,
             )
             for rows in chunks
         )
@@ -245,7 +253,9 @@ class CoxInfluence(BaseEstimator):
         effects = np.zeros_like(shift)
         for chunk in torch.arange(shift.shape[0]).split(max(1, int(4e6) // base.size)):
             after = risk_sets.loss_terms(eta[:, chunk])
-            effects[chunk.numpy()[:, None], rows[None, :]] = (after - before[:, None]).T.cpu().numpy()
+            effects[chunk.numpy()[:, None], rows[None, :]] = (
+                (after - before[:, None]).T.cpu().numpy()
+            )
         return effects
 
     def top_influential(self, x_row, k=5):

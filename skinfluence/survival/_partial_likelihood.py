@@ -53,7 +53,7 @@ class RiskSets:
         tied = per_group[term_group]
         before_sorted = first_term[row_group]
 
-        as_long = lambda a: torch.as_tensor(a, dtype=torch.long, device=device)  # noqa: E731
+        as_long = lambda a: torch.as_tensor(a, dtype=torch.long, device=device)
         self.device, self.ties, self.n = device, ties, time.size
         self.order = as_long(order)
         self.group_start_of_term = as_long(np.flatnonzero(new_time)[term_group])

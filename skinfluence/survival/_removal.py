@@ -39,7 +39,9 @@ class RemovalTerms:
 
     def _removed_coefficients(self, rows):
         """``mask / (a_k - w_i)`` over (rows, terms), zero outside the risk-set prefix."""
-        inside = torch.arange(self.rs.n_terms, device=self.X.device) < self._risk_prefix(rows)[:, None]
+        inside = (
+            torch.arange(self.rs.n_terms, device=self.X.device) < self._risk_prefix(rows)[:, None]
+        )
         denominator = torch.where(inside, self.a[None, :] - self.w[rows, None], 1.0)
         return torch.where(inside, 1.0 / denominator, 0.0)
 
@@ -57,7 +59,9 @@ class RemovalTerms:
             c = torch.zeros_like(valid, dtype=x.dtype)
         a = (self.S0 - w)[:, None] - c * (self.D0 - w)[:, None]
         a = torch.where(valid, a, 1.0)
-        n1 = (self.S1 - w[:, None] * x)[:, None, :] - c[..., None] * (self.D1 - w[:, None] * x)[:, None, :]
+        n1 = (self.S1 - w[:, None] * x)[:, None, :] - c[..., None] * (self.D1 - w[:, None] * x)[
+            :, None, :
+        ]
         mu = n1 / a[..., None] * valid[..., None]
         return rows, w, x, c, a, mu, valid
 

@@ -27,7 +27,11 @@ def _separable_orderings(X, time, event, alpha):
 def monotone_columns(X, time, event, alpha):
     """Columns whose coefficient is infinite in the fit on all rows."""
     return sorted(
-        {j for j, violating, _, _ in _separable_orderings(X, time, event, alpha) if not violating.any()}
+        {
+            j
+            for j, violating, _, _ in _separable_orderings(X, time, event, alpha)
+            if not violating.any()
+        }
     )
 
 

@@ -53,9 +53,7 @@ def check_survival_target(y, n_samples=None):
         )
     event = event_values.astype(bool)
     if not event.any():
-        raise ValueError(
-            "All rows are censored: a Cox model needs at least one observed event."
-        )
+        raise ValueError("All rows are censored: a Cox model needs at least one observed event.")
     if n_samples is not None and time.shape[0] != n_samples:
         raise ValueError(
             f"X and y have inconsistent numbers of samples: {n_samples} and {time.shape[0]}."
