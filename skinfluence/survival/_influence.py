@@ -305,18 +305,27 @@ def _warn_if_not_converged(gradient, hessian, loss):
 
 
 def _refit_without(X, time, event, alpha, ties, theta, rows, tol, max_iter):
-    """Refit without each row of ``rows``; returns ``(theta_-i - theta, failed)``."""
-    theta_t, alpha_t = torch.as_tensor(theta), torch.as_tensor(alpha)
-    keep = np.ones(X.shape[0], dtype=bool)
-    effects = np.empty((rows.size, X.shape[1]))
-    failed = np.zeros(rows.size, dtype=bool)
-    for pos, i in enumerate(rows):
-        keep[i] = False
-        risk_sets = RiskSets(time[keep], event[keep], ties, torch.device("cpu"))
-        refit, _, converged, _ = newton_fit(
-            torch.as_tensor(X[keep]), risk_sets, alpha_t, theta_t, tol, max_iter
-        )
-        effects[pos] = (refit - theta_t).numpy()
-        failed[pos] = not converged
-        keep[i] = True
+    """Refit without each row of ``rows``; returns ``(theta_-i - theta, failed)``.
+
+    Runs torch on one thread: these small problems gain nothing from threads, and idle
+    OpenMP threads spinning on a busy machine slowed each refit a hundredfold here.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        theta_t, alpha_t = torch.as_tensor(theta), torch.as_tensor(alpha)
+        keep = np.ones(X.shape[0], dtype=bool)
+        effects = np.empty((rows.size, X.shape[1]))
+        failed = np.zeros(rows.size, dtype=bool)
+        for pos, i in enumerate(rows):
+            keep[i] = False
+            risk_sets = RiskSets(time[keep], event[keep], ties, torch.device("cpu"))
+            refit, _, converged, _ = newton_fit(
+                torch.as_tensor(X[keep]), risk_sets, alpha_t, theta_t, tol, max_iter
+            )
+            effects[pos] = (refit - theta_t).numpy()
+            failed[pos] = not converged
+            keep[i] = True
+    finally:
+        torch.set_num_threads(threads)
     return effects, failed
