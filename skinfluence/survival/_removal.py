@@ -33,17 +33,22 @@ class RemovalTerms:
         rs = self.rs
         return torch.where(rs.is_event[rows], rs.before[rows], rs.through[rows])
 
-    def _chunks(self):
-        size = max(1, int(4e6) // max(1, self.rs.n_terms))
-        return torch.arange(self.rs.n, device=self.X.device).split(size)
+    def _removed_inverse_denominators(self):
+        """Yield ``(rows, rho)`` with ``rho[r, k] = 1 / (a_k - w_i)`` for the event terms
+        ``k < P_i`` whose risk set loses row ``i = rows[r]``, zero for ``P_i <= k < rho.shape[1]``.
 
-    def _removed_coefficients(self, rows):
-        """``mask / (a_k - w_i)`` over (rows, terms), zero outside the risk-set prefix."""
-        inside = (
-            torch.arange(self.rs.n_terms, device=self.X.device) < self._risk_prefix(rows)[:, None]
-        )
-        denominator = torch.where(inside, self.a[None, :] - self.w[rows, None], 1.0)
-        return torch.where(inside, 1.0 / denominator, 0.0)
+        Rows are visited in order of ``P_i`` so each chunk only computes its terms ``k < max P``
+        and masks the few columns between its smallest and largest ``P``.
+        """
+        prefix = self._risk_prefix(torch.arange(self.rs.n, device=self.X.device))
+        order = torch.argsort(prefix)
+        size = max(1, int(4e6) // max(1, self.rs.n_terms))
+        for rows in order.split(size):
+            lo, hi = int(prefix[rows[0]]), int(prefix[rows[-1]])
+            rho = torch.reciprocal_(self.a[None, :hi] - self.w[rows, None])
+            inside = torch.arange(lo, hi, device=rho.device) < prefix[rows, None]
+            rho[:, lo:hi] = torch.where(inside, rho[:, lo:hi], 0.0)
+            yield rows, rho
 
     def _own_group(self):
         """Tied groups recomputed without each event (Efron fractions ``l / (m - 1)``)."""
@@ -68,9 +73,9 @@ class RemovalTerms:
     def gradient_drop(self):
         """``grad L(theta, 1) - grad L(theta, 1_-i)`` for every row ``i``, shape (n, d)."""
         out = torch.empty_like(self.X)
-        for rows in self._chunks():
-            coef = self._removed_coefficients(rows) * self.w[rows, None]
-            out[rows] = coef.sum(1)[:, None] * self.X[rows] - coef @ self.mu
+        for rows, rho in self._removed_inverse_denominators():
+            w = self.w[rows, None]
+            out[rows] = w * (rho.sum(1)[:, None] * self.X[rows] - rho @ self.mu[: rho.shape[1]])
         events, _, x, _, _, mu_after, _ = self._own_group()
         out[events] += self.rs.segment_sum(self.mu) - x - mu_after.sum(1)
         return out
@@ -80,17 +85,17 @@ class RemovalTerms:
         n, d = self.X.shape
         out = torch.empty((n, d, d), dtype=self.X.dtype, device=self.X.device)
         N1N1 = (self.a[:, None] * self.mu)[:, :, None] * (self.a[:, None] * self.mu)[:, None, :]
-        for rows in self._chunks():
-            rho = self._removed_coefficients(rows)
+        for rows, rho in self._removed_inverse_denominators():
+            hi = rho.shape[1]
             rho2 = rho**2
             x, w = self.X[rows], self.w[rows][:, None, None]
             xx = x[:, :, None] * x[:, None, :]
-            u = rho2 @ (self.a[:, None] * self.mu)
+            u = rho2 @ (self.a[:hi, None] * self.mu[:hi])
             xu = x[:, :, None] * u[:, None, :]
             after = (
-                (rho @ self.N2.reshape(-1, d * d)).reshape(-1, d, d)
+                (rho @ self.N2[:hi].reshape(-1, d * d)).reshape(-1, d, d)
                 - w * rho.sum(1)[:, None, None] * xx
-                - (rho2 @ N1N1.reshape(-1, d * d)).reshape(-1, d, d)
+                - (rho2 @ N1N1[:hi].reshape(-1, d * d)).reshape(-1, d, d)
                 + w * (xu + xu.transpose(1, 2))
                 - w**2 * rho2.sum(1)[:, None, None] * xx
             )
