@@ -279,7 +279,12 @@ class CoxInfluence(BaseEstimator):
 
         check_is_fitted(self)
         x_row = np.asarray(x_row, dtype=np.float64).reshape(1, -1)
-        effect = self.influence(x_row)[:, 0]
+        if x_row.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"x_row has {x_row.shape[1]} features; the model was fitted with "
+                f"{self.n_features_in_}."
+            )
+        effect = self.parameter_influence_ @ x_row[0]
         top = np.argsort(-np.nan_to_num(np.abs(effect), nan=-1.0), kind="stable")[:k]
         norms = np.linalg.norm(self.X_fit_[top], axis=1) * np.linalg.norm(x_row)
         return pd.DataFrame(
