@@ -76,14 +76,20 @@ def versatile_influence(
     >>> x = torch.tensor([1.0, 2.0, 6.0], dtype=torch.float64)
     >>> def loss(theta, mask):  # mean estimation, a decomposable loss
     ...     return 0.5 * (mask * (x - theta[0]) ** 2).sum()
-    >>> versatile_influence(loss, [3.0], 3).ravel()  # mean of the other two minus 3
-    array([ 1. ,  0.5, -1.5])
+    >>> versatile_influence(loss, [3.0], 3).ravel().round(3)  # fitted theta: the mean, 3
+    array([ 0.667,  0.333, -1.   ])
+
+    Exact refits give ``[1, 0.5, -1.5]`` (the mean of the other two, minus 3): the full-data
+    Hessian ``n`` replaces the leave-one-out Hessian ``n - 1``, a first-order under-prediction
+    of ``1/n``.
     """
     device = resolve_device(device)
     theta = as_tensor(theta, device)
     ones = torch.ones(n_objects, dtype=theta.dtype, device=device)
-    indices = torch.arange(n_objects, device=device) if objects is None else torch.as_tensor(
-        objects, dtype=torch.long, device=device
+    indices = (
+        torch.arange(n_objects, device=device)
+        if objects is None
+        else torch.as_tensor(objects, dtype=torch.long, device=device)
     )
     if hessian_matrix is None:
         hessian_matrix = hessian(loss)(theta, ones)

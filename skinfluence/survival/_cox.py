@@ -88,7 +88,7 @@ class CoxRegression(BaseEstimator):
     >>> y = np.column_stack([time, rng.random(200) < 0.8])
     >>> model = CoxRegression().fit(X, y)
     >>> model.coef_.round(1)
-    array([ 1. , -0.5])
+    array([ 1.1, -0.6])
     """
 
     _parameter_constraints: ClassVar[dict] = {
