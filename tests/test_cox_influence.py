@@ -241,3 +241,24 @@ def test_reid_crepeau_is_minus_lifelines_delta_beta():
     X_df, y = split_survival_frame(frame, "T", "E")
     inf = CoxInfluence(fitter, method="if").fit(X_df, y)
     np.testing.assert_allclose(inf.parameter_influence_, -delta_beta.to_numpy(), atol=1e-9)
+
+
+def test_parameters_are_validated_and_cloneable():
+    from sklearn.base import clone
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = _load("rossi")
+    with pytest.raises(InvalidParameterError, match="method"):
+        CoxInfluence(method="exact").fit(X, y)
+    params = clone(CoxInfluence(method="newton", n_jobs=2)).get_params()
+    assert params["method"] == "newton" and params["n_jobs"] == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu():
+    X, y = _load("gbsg2")
+    model = CoxRegression().fit(X, y)
+    for method in ("vif", "newton"):
+        cpu = CoxInfluence(model, method=method, device="cpu").fit(X, y).influence(X)
+        gpu = CoxInfluence(model, method=method, device="cuda").fit(X, y).influence(X)
+        assert _pearson(cpu, gpu) > 0.9999
