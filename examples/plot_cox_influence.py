@@ -100,4 +100,4 @@ fig.savefig("plot_cox_influence.png", dpi=100)
 influence = CoxInfluence(model, method="vif").fit(X_train, y_train)
 for row in (0, 1):
     print(f"\nTest patient {row}:")
-    print(influence.top_influential(X_test.iloc[row], k=5).to_markdown(index=False, floatfmt=".3f"))
+    print(influence.top_influential(X_test.iloc[row], k=5).round(3).to_string(index=False))
