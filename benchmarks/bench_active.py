@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -67,6 +68,38 @@ def main():
         overlap = len(chosen & exact[1]) / BATCH_SIZE
         rho = spearmanr(utilities, exact[2]).statistic
         print(f"| {label} | {seconds:.2f} | {exact[0] / seconds:.1f}x | {overlap:.2f} | {rho:.2f} |")
+    breakdown(X, y, model)
+
+
+def breakdown(X, y, model):
+    """Where an exact FI^active round spends its time (the pieces ``query`` calls)."""
+    from skinfluence.backend import make_objective, make_solver
+    from skinfluence.influence.local import local_influence_factors
+
+    labeled = ~np.isnan(y)
+    X_lab, y_lab, X_pool = X[labeled], y[labeled].astype(int), X[~labeled]
+    times = {}
+    start = time.perf_counter()
+    fitted = clone(model).fit(X_lab, y_lab)
+    times["fit"] = time.perf_counter() - start
+    start = time.perf_counter()
+    objective = make_objective(fitted, X_lab, y_lab)
+    solver = make_solver(objective)
+    times["objective + Hessian + Cholesky"] = time.perf_counter() - start
+    start = time.perf_counter()
+    N = local_influence_factors(objective, solver)
+    times["FI factors of the labeled rows"] = time.perf_counter() - start
+    start = time.perf_counter()
+    X_u = torch.as_tensor(X_pool, dtype=objective.theta.dtype)
+    y_u = torch.as_tensor(objective.encode(fitted.predict(X_pool)), dtype=objective.theta.dtype)
+    n, p, r = N.shape
+    fi = (objective.row_grads(X_u, y_u) @ N.permute(1, 0, 2).reshape(p, n * r))
+    fi.reshape(-1, n, r).pow(2).sum(2).sort(1)
+    times["pool: gradients, FI of all pairs, sort"] = time.perf_counter() - start
+    total = sum(times.values())
+    print("\n| exact fi round, part | seconds | share |\n| --- | ---: | ---: |")
+    for part, seconds in times.items():
+        print(f"| {part} | {seconds:.2f} | {100 * seconds / total:.0f}% |")
 
 
 if __name__ == "__main__":
