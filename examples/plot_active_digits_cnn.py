@@ -27,7 +27,7 @@ from skorch import NeuralNetClassifier
 from skinfluence import ActiveLearningSelector, active_learning_curve
 from skinfluence.active import plot_learning_curves
 
-N_SEEDS = 1  # the README's table uses 3
+N_SEEDS = 3  # the README table
 N_ROUNDS = 10
 N_INITIAL = 30
 BATCH_SIZE = 20
@@ -36,7 +36,9 @@ METHODS = {
     "fi": {"method": "fi"},
     "iv": {"method": "iv"},
     "bald": {"method": "bald"},
+    "least confident": {"method": "uncertainty", "uncertainty": "least_confident"},
     "margin": {"method": "uncertainty", "uncertainty": "margin"},
+    "entropy": {"method": "uncertainty", "uncertainty": "entropy"},
     "random": {"method": "random"},
 }
 

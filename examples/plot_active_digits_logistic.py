@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from skinfluence import ActiveLearningSelector, active_learning_curve
 from skinfluence.active import plot_learning_curves
 
-N_SEEDS = 1  # the README's table uses 3
+N_SEEDS = 3  # the README table
 N_ROUNDS = 10
 N_INITIAL = 30
 BATCH_SIZE = 20
