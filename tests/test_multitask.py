@@ -61,7 +61,7 @@ def test_block_arrow_solve_equals_dense(damping):
     H, A, B, D = random_arrow()
     V = torch.randn(H.shape[0], 3, dtype=torch.float64)
     dense = torch.linalg.solve(H + damping * torch.eye(len(H), dtype=H.dtype), V)
-    solver = BlockArrowSolver(A, B, D, damping=damping)
+    solver = BlockArrowSolver(torch.stack(A), torch.stack(B), D, damping=damping)
     assert torch.allclose(solver.solve(V), dense, atol=1e-10, rtol=0)
     assert torch.allclose(solver.solve(V[:, 0]), dense[:, 0], atol=1e-10, rtol=0)
 
@@ -154,8 +154,7 @@ def test_ridge_solution_is_stationary(data):
     objective = multitask_objective(model, torch.device("cpu"))
     X, y = objective.tensors(Xtr, ytr)
     pos = np.searchsorted(model.tasks_, ttr)
-    g_theta, g_gamma = objective.task_gradients(
-        X, y, [np.flatnonzero(pos == k) for k in range(6)], with_penalty=True)
+    (g_theta, g_gamma), _ = objective.task_gradients(X, y, pos, with_penalty=True)
     assert g_theta.abs().max() < 1e-10 and g_gamma.sum(0).abs().max() < 1e-10
     # gamma is the lam-weighted mean of the task coefficients
     np.testing.assert_allclose(model.shared_coef_, model.lam_ @ model.coef_ / model.lam_.sum())

@@ -97,24 +97,21 @@ def mtif_scores(objective, X, y, tasks, X_val, y_val, tasks_val, damping=0.0):
 
     # U = H^-1 [g_1 ... g_K]: column k embeds task k's validation gradient (block k + shared).
     d_t = objective.theta.shape[1]
-    val_theta, val_gamma = objective.task_gradients(X_val, y_val, index_val, with_penalty=False)
-    G = torch.zeros(K * d_t + len(objective.gamma), K, dtype=val_theta.dtype,
-                    device=val_theta.device)
-    for k in range(K):
-        G[k * d_t:(k + 1) * d_t, k] = val_theta[k]
-    G[K * d_t:] = val_gamma.T
+    (val_theta, val_gamma), _ = objective.task_gradients(X_val, y_val, pos_val)
+    G = torch.cat([torch.diag_embed(val_theta.T).permute(1, 0, 2).reshape(K * d_t, K),
+                   val_gamma.T])
     U = solver.solve(G)
     U_task, U_shared = U[: K * d_t].reshape(K, d_t, K), U[K * d_t:]
 
-    row_theta, row_gamma = objective.row_gradients(X, y, pos)
-    mean_theta, mean_gamma = objective.task_gradients(X, y, index, with_penalty=False)
+    (mean_theta, mean_gamma), (row_theta, row_gamma) = objective.task_gradients(X, y, pos)
     data = torch.empty(len(X), K, dtype=U.dtype, device=U.device)
     for k, rows in enumerate(index):
         centred_t = row_theta[rows] - mean_theta[k]
         centred_g = row_gamma[rows] - mean_gamma[k]
         data[rows] = (centred_t @ U_task[k] + centred_g @ U_shared) / (len(rows) - 1)
 
-    full_theta, full_gamma = objective.task_gradients(X, y, index, with_penalty=True)
+    pen_theta, pen_gamma = objective.penalty_gradients()
+    full_theta, full_gamma = mean_theta + pen_theta, mean_gamma + pen_gamma
     task = torch.einsum("ld,ldk->lk", full_theta, U_task) + full_gamma @ U_shared
     task = task.cpu().numpy()
     np.fill_diagonal(task, np.nan)

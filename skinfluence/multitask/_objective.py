@@ -61,17 +61,16 @@ class MultitaskObjective:
         ``loss(theta_k, gamma, X, y)`` returns the per-row losses (n,) of task-k rows.
     penalty : callable
         ``penalty(k, theta_k, gamma)`` returns the scalar regulariser ``Omega_k``.
-    task_hessian : callable, default=None
-        ``task_hessian(k, X, y)`` returns the Hessian blocks ``(d2/dtheta_k^2, d2/dtheta_k dgamma,
-        d2/dgamma^2)`` of the k-th summand of L in closed form; by default torch.func computes
-        them by automatic differentiation.
+    hessian_blocks : callable, default=None
+        ``hessian_blocks(X, y, index)`` returning the blocks of the Hessian in closed form (see
+        :meth:`hessian_blocks`); by default torch.func differentiates the objective twice.
     """
 
-    def __init__(self, classes, theta, gamma, loss, penalty, task_hessian=None):
+    def __init__(self, classes, theta, gamma, loss, penalty, hessian_blocks=None):
         self.classes = np.asarray(classes)
         self.theta, self.gamma = theta, gamma
         self.loss, self.penalty = loss, penalty
-        self.task_hessian = task_hessian or self._autodiff_hessian
+        self._closed_form_hessian = hessian_blocks
 
     @property
     def device(self):
@@ -102,40 +101,65 @@ class MultitaskObjective:
                     out[j] = self.loss(self.theta[k], self.gamma, X[rows], y[rows]).mean().item()
         return out
 
-    def _autodiff_hessian(self, k, X, y):
-        (h_tt, h_tg), (_, h_gg) = hessian(self._task_term(k, X, y), argnums=(0, 1))(
-            self.theta[k], self.gamma)
-        return h_tt, h_tg, h_gg
-
     def hessian_blocks(self, X, y, index):
-        """Blocks of the Hessian (6): lists ``A_k`` (d_t, d_t) and ``B_k`` (d_t, p), and ``D``."""
+        """Blocks of the Hessian (6) of L at the fit.
+
+        Parameters
+        ----------
+        X, y : torch.Tensor
+            Training rows.
+        index : list of K integer arrays
+            The rows of each task.
+
+        Returns
+        -------
+        A : torch.Tensor of shape (K, d_t, d_t)
+        B : torch.Tensor of shape (K, d_t, p)
+        D : torch.Tensor of shape (p, p)
+        """
+        if self._closed_form_hessian is not None:
+            return self._closed_form_hessian(X, y, index)
         A, B, D = [], [], 0.0
         for k, rows in enumerate(index):
-            h_tt, h_tg, h_gg = self.task_hessian(k, X[rows], y[rows])
+            (h_tt, h_tg), (_, h_gg) = hessian(self._task_term(k, X[rows], y[rows]),
+                                              argnums=(0, 1))(self.theta[k], self.gamma)
             A.append(h_tt)
             B.append(h_tg)
             D = D + h_gg
-        return A, B, D
+        return torch.stack(A), torch.stack(B), D
 
-    def task_gradients(self, X, y, index, with_penalty):
-        """Gradient of each task's mean loss (+ penalty): (K, d_t) and (K, p)."""
-        g_theta, g_gamma = [], []
-        for k in range(len(self.classes)):
-            term = self._task_term(k, X[index[k]], y[index[k]], with_penalty)
-            gt, gg = grad(term, argnums=(0, 1))(self.theta[k], self.gamma)
-            g_theta.append(gt)
-            g_gamma.append(gg)
-        return torch.stack(g_theta), torch.stack(g_gamma)
-
-    def row_gradients(self, X, y, task_of_row):
+    def row_gradients(self, X, y, pos):
         """Per-row loss gradients ``d loss_i / d theta_k(i)`` (n, d_t) and ``/ d gamma`` (n, p)."""
         def one(th, g, x, t):
             return self.loss(th, g, x.unsqueeze(0), t.unsqueeze(0)).sum()
 
         per_row = vmap(grad(one, argnums=(0, 1)), in_dims=(0, None, 0, 0))
-        task_of_row = torch.as_tensor(task_of_row, device=self.device)
+        pos = torch.as_tensor(pos, device=self.device)
         parts = [
-            per_row(self.theta[task_of_row[s]], self.gamma, X[s], y[s])
+            per_row(self.theta[pos[s]], self.gamma, X[s], y[s])
             for s in (slice(i, i + CHUNK_ROWS) for i in range(0, len(X), CHUNK_ROWS))
         ]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def penalty_gradients(self):
+        """Gradients of each ``Omega_k``: (K, d_t) and (K, p)."""
+        grads = [grad(lambda th, g, k=k: self.penalty(k, th, g), argnums=(0, 1))(
+            self.theta[k], self.gamma) for k in range(len(self.classes))]
+        return torch.stack([g[0] for g in grads]), torch.stack([g[1] for g in grads])
+
+    def task_gradients(self, X, y, pos, with_penalty=False):
+        """Gradient of each task's mean loss over its rows (+ its penalty): (K, d_t), (K, p).
+
+        Also returns the per-row gradients it averaged, ``(n, d_t), (n, p)``.
+        """
+        rows_theta, rows_gamma = self.row_gradients(X, y, pos)
+        pos = torch.as_tensor(pos, device=self.device)
+        K = len(self.classes)
+        counts = torch.bincount(pos, minlength=K).clamp_min(1).to(rows_theta.dtype)
+        mean_theta = rows_theta.new_zeros(K, rows_theta.shape[1]).index_add_(0, pos, rows_theta)
+        mean_gamma = rows_gamma.new_zeros(K, rows_gamma.shape[1]).index_add_(0, pos, rows_gamma)
+        mean_theta, mean_gamma = mean_theta / counts[:, None], mean_gamma / counts[:, None]
+        if with_penalty:
+            pen_theta, pen_gamma = self.penalty_gradients()
+            mean_theta, mean_gamma = mean_theta + pen_theta, mean_gamma + pen_gamma
+        return (mean_theta, mean_gamma), (rows_theta, rows_gamma)

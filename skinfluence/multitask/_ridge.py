@@ -29,6 +29,20 @@ def check_tasks(tasks, n_rows):
     return tasks
 
 
+def _design(X, intercept):
+    return torch.cat([X, torch.ones_like(X[:, :1])], dim=1) if intercept else X
+
+
+def _hessian_blocks(Z, index, lam, d):
+    """Hessian blocks of Example 1: ``A_k = 2/n_k Z_k^T Z_k + 2 lam_k E E^T``, ``B_k = -2 lam_k E``,
+    ``D = 2 sum_k lam_k I``, with ``E`` embedding the coefficients into ``theta_k``."""
+    embed = torch.eye(Z.shape[1], d, dtype=Z.dtype, device=Z.device)
+    gram = torch.stack([Z[rows].T @ Z[rows] / len(rows) for rows in index])
+    A = 2 * gram + 2 * lam[:, None, None] * (embed @ embed.T)
+    B = -2 * lam[:, None, None] * embed
+    return A, B, 2 * lam.sum() * torch.eye(d, dtype=Z.dtype, device=Z.device)
+
+
 class MultitaskRidge(RegressorMixin, BaseEstimator):
     """Linear regression per task with coefficients shrunk toward a learned shared vector.
 
@@ -114,21 +128,14 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
         self.tasks_ = np.unique(tasks)
         self.lam_ = self._task_lam()
         pos = task_positions(self.tasks_, tasks)
+        index = [np.flatnonzero(pos == k) for k in range(len(self.tasks_))]
+        Z, y = _design(as_tensor(X, "cpu"), self.fit_intercept), as_tensor(y, "cpu")
+        A, B, D = _hessian_blocks(Z, index, as_tensor(self.lam_, "cpu"), X.shape[1])
+        # The objective is quadratic: H w = (2/n_k Z_k^T y_k, ..., 0) solves it exactly.
+        rhs = [2 * Z[rows].T @ y[rows] / len(rows) for rows in index] + [torch.zeros_like(D[0])]
+        w = BlockArrowSolver(A, B, D).solve(torch.cat(rhs)).numpy()
         d = X.shape[1]
-        design = np.hstack([X, np.ones((len(X), 1))]) if self.fit_intercept else X
-        A, B, rhs = [], [], []
-        embed = np.eye(design.shape[1], d)  # theta_k -> its coefficient part
-        for k, lam in enumerate(self.lam_):
-            Z, t = design[pos == k], y[pos == k]
-            A.append(2 * Z.T @ Z / len(Z) + 2 * lam * embed @ embed.T)
-            B.append(-2 * lam * embed)
-            rhs.append(2 * Z.T @ t / len(Z))
-        D = 2 * self.lam_.sum() * np.eye(d)
-        A, B, D = ([as_tensor(a, "cpu") for a in A], [as_tensor(b, "cpu") for b in B],
-                   as_tensor(D, "cpu"))
-        w = BlockArrowSolver(A, B, D).solve(as_tensor(np.concatenate(rhs + [np.zeros(d)]), "cpu"))
-        w = w.numpy()
-        theta = w[: -d].reshape(len(self.tasks_), design.shape[1])
+        theta = w[:-d].reshape(len(self.tasks_), Z.shape[1])
         self.coef_ = theta[:, :d]
         self.intercept_ = theta[:, d] if self.fit_intercept else np.zeros(len(self.tasks_))
         self.shared_coef_ = w[-d:]
@@ -174,16 +181,12 @@ def _ridge_objective(estimator, device):
     def penalty(k, th, g):
         return lam[k] * ((th[:d] - g) ** 2).sum()
 
-    embed = torch.eye(theta.shape[1], d, dtype=lam.dtype, device=device)
-
-    def task_hessian(k, X, y):
-        Z = torch.cat([X, torch.ones_like(X[:, :1])], dim=1) if intercept else X
-        return (2 * Z.T @ Z / len(Z) + 2 * lam[k] * embed @ embed.T, -2 * lam[k] * embed,
-                2 * lam[k] * torch.eye(d, dtype=lam.dtype, device=device))
+    def hessian_blocks(X, y, index):
+        return _hessian_blocks(_design(X, intercept), index, lam, d)
 
     return MultitaskObjective(estimator.tasks_, as_tensor(theta, device),
                               as_tensor(estimator.shared_coef_, device), loss, penalty,
-                              task_hessian)
+                              hessian_blocks)
 
 
 __all__ = ["MultitaskRidge"]
