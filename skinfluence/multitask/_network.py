@@ -170,7 +170,7 @@ class SharedBottomNetwork(BaseEstimator):
         optimizer.step(closure)
         closure()
         grad_max = max(gamma.grad.abs().max().item(), heads.grad.abs().max().item())
-        if grad_max > max(self.tol, 1e-6):
+        if grad_max > max(self.tol, 1e-5):
             warnings.warn(
                 f"L-BFGS stopped with gradient max-norm {grad_max:.2g} > tol; influence estimates "
                 "need a converged fit: increase max_iter.", ConvergenceWarning, stacklevel=2)
