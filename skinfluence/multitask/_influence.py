@@ -15,8 +15,9 @@ and the effect on target task k is ``g_k . delta w_i`` with ``g_k`` the gradient
 block solve ``H^-1`` (Lemma F.6, :class:`~skinfluence.backend.block_arrow.BlockArrowSolver`)
 gives for a gradient ``(v_l in block l, v_gamma)`` the shared shift
 ``N^-1 (v_gamma - H_{K+1,l} H_ll^-1 v_l)``: the paper's equation (7) has the wrong sign on its
-first term, and equations (8)-(9) then carry a compensating wrong sign on
-``H_kk^-1 H_{k,K+1} d gamma``; tests settle both against the dense ``H^-1 g``.
+first term, and equations (8)-(9) carry the opposite sign on ``H_kk^-1 H_{k,K+1} d gamma``
+(right: ``d theta_k = -H_kk^-1 (g_k + H_{k,K+1} d gamma)``); the two errors cancel only when
+the loss does not involve gamma (Example 1). Tests settle this against the dense ``H^-1 g``.
 
 Removing task l (Proposition 2, regulariser included) drops its whole summand
 ``mean loss_l + Omega_l``: ``delta w = H^-1 grad(mean loss_l + Omega_l)``.
