@@ -32,7 +32,7 @@ HIDDEN, ALPHA = (8,), 0.1
 
 data = load_diabetes()
 age, sex = data.data[:, 0], data.data[:, 1]
-names = np.array([f"{s} age{a + 1}" for s in ("F", "M") for a in range(3)])
+names = np.array([f"sex{s} age{a + 1}" for s in (1, 2) for a in range(3)])  # coding as in the data
 tasks = names[(sex > 0) * 3 + np.digitize(age, np.quantile(age, [1 / 3, 2 / 3]))]
 X = StandardScaler().fit_transform(np.delete(data.data, 1, axis=1))
 y = (data.target - data.target.mean()) / data.target.std()
