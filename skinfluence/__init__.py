@@ -21,7 +21,11 @@ _PUBLIC = {
     "ActiveLearningSelector": "skinfluence.active",
     "active_learning_curve": "skinfluence.active",
     "MultitaskInfluence": "skinfluence.multitask",
+    "MultitaskRidge": "skinfluence.multitask",
+    "SharedBottomNetwork": "skinfluence.multitask",
+    "leave_one_task_out": "skinfluence.multitask",
     "CoxInfluence": "skinfluence.survival",
+    "CoxRegression": "skinfluence.survival",
 }
 
 __all__ = sorted([*_PUBLIC, "influence", "influence_value", "leave_one_out",
