@@ -1,6 +1,6 @@
 """
 FI against IV on two Gaussians (the trimming paper's Table 1)
-============================================================
+=============================================================
 
 Two isotropic 2-D Gaussians (class means at -(1.25, 1.25) and +(1.25, 1.25), unit variance),
 150 training, 100 validation and 600 test rows per seed; logistic regression. For each seed

@@ -75,7 +75,7 @@ class CoxRegression(BaseEstimator):
     n_iter_ : int
         Newton iterations performed.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Defined when ``X`` has string column names.
 
     Examples

@@ -70,7 +70,7 @@ class CoxInfluence(BaseEstimator):
     X_fit_, time_fit_, event_fit_ : ndarray
         The training sample.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Defined when ``X`` has string column names.
 
     Examples
