@@ -24,7 +24,6 @@ extensions = [
 
 exclude_patterns = ["_build", "gen_modules/*.examples", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
-html_static_path = ["_static"]
 html_theme = "alabaster"
 html_title = f"skinfluence {release}"
 
