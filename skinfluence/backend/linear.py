@@ -120,12 +120,21 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         value = 0.5 * l2 * (theta[:n_coef] ** 2).sum()
         return value + 0.5 * intercept_l2 * (theta[n_coef:] ** 2).sum()
 
+    def jacobian(X):
+        # d Z[n, k] / d W[k', j] = [k == k'] X[n, j];  d Z[n, k] / d c = basis[k]
+        eye = torch.eye(K, dtype=X.dtype, device=X.device)
+        blocks = [torch.einsum("kl,nd->nkld", eye, X).reshape(len(X), K, n_coef)]
+        if fit_intercept:
+            blocks.append(basis.expand(len(X), K, basis.shape[1]))
+        return torch.cat(blocks, dim=2)
+
     output_loss, log_proba = _LOSSES[kind]
     return Objective(
         theta, as_tensor(X, device, dtype), as_tensor(y, device, dtype),
         as_tensor(weights, device, dtype), row_scale,
         outputs=outputs, output_loss=output_loss, penalty=penalty,
-        is_classifier=kind != "squared", linear=True, log_proba=log_proba, encode=encode,
+        is_classifier=kind != "squared", jacobian=jacobian, log_proba=log_proba,
+        encode=encode,
     )
 
 

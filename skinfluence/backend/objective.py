@@ -49,8 +49,10 @@ class Objective:
         ``penalty(theta)`` -> scalar regulariser.
     is_classifier : bool
         Classifiers expose :meth:`log_proba`.
-    linear : bool
-        Outputs are linear in ``theta``: the Gauss-Newton Hessian is then exact.
+    jacobian : callable, optional
+        For models whose outputs are linear in ``theta``: ``jacobian(X)`` -> (n, K, p), the
+        constant output Jacobian. Gradients and the (then exact) Gauss-Newton Hessian use it
+        directly instead of differentiating row by row.
     log_proba : callable, optional
         ``log_proba(Z)`` -> (n, K') class log-probabilities from outputs (classifiers).
     encode : callable, optional
@@ -58,12 +60,14 @@ class Objective:
     """
 
     def __init__(self, theta, X, y, weights, row_scale, *, outputs, output_loss, penalty,
-                 is_classifier, linear, log_proba=None, encode=None):
+                 is_classifier, jacobian=None, log_proba=None, encode=None):
         self.theta = theta
         self.X, self.y, self.weights = X, y, weights
         self.row_scale = float(row_scale)
         self.outputs, self.output_loss, self.penalty = outputs, output_loss, penalty
-        self.is_classifier, self.linear = is_classifier, linear
+        self.is_classifier, self.jacobian = is_classifier, jacobian
+        self.linear = jacobian is not None
+        self._train_jacobian = None
         self._log_proba = log_proba
         self.encode = encode or (lambda y: y)
         self.n_outputs = outputs(theta, X[:1]).shape[1]
@@ -105,20 +109,42 @@ class Objective:
     def row_grads(self, X, y, theta=None):
         """Per-row gradients of the natural loss, shape (n, p), for one chunk of rows."""
         theta = self.theta if theta is None else theta
+        if self.linear:
+            return torch.einsum("nk,nkp->np", self._output_grads(theta, X, y), self.jacobian(X))
         return vmap(grad(self._row_loss), in_dims=(None, 0, 0))(theta, X, y)
 
     def train_grads(self, rows):
         """Training gradients ``g_i = row_scale * w_i * grad loss_i`` of rows ``rows`` (a slice)."""
-        scale = self.row_scale * self.weights[rows]
-        return scale.unsqueeze(1) * self.row_grads(self.X[rows], self.y[rows])
+        scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
+        if not self.linear:
+            return scale * self.row_grads(self.X[rows], self.y[rows])
+        r = self._output_grads(self.theta, self.X[rows], self.y[rows])
+        return torch.einsum("nk,nkp->np", scale * r, self.training_jacobian(rows))
+
+    def training_jacobian(self, rows):
+        """Output Jacobian of training rows ``rows`` of a linear model, cached when it is small."""
+        if self._train_jacobian is None:
+            size = 8 * self.n_rows * self.n_outputs * self.n_params
+            if size > CHUNK_BYTES:
+                return self.jacobian(self.X[rows])
+            self._train_jacobian = self.jacobian(self.X)
+        return self._train_jacobian[rows]
 
     def mixed_partials(self, X, y):
         """Per-row mixed partials ``d/dx d/dtheta loss``, shape (n, p, d), for one chunk."""
         dtheta = grad(self._row_loss, argnums=0)
         return vmap(jacrev(dtheta, argnums=1), in_dims=(None, 0, 0))(self.theta, X, y)
 
-    def output_factors(self, X, y):
+    def _single_output_loss(self, z, y):
+        return self.output_loss(z.unsqueeze(0), y.unsqueeze(0))[0]
+
+    def _output_grads(self, theta, X, y):
+        return vmap(grad(self._single_output_loss))(self.outputs(theta, X), y)
+
+    def output_factors(self, X, y, rows=None):
         """Gauss-Newton factors of one chunk of rows at ``theta``.
+
+        Pass ``rows`` (a slice) when ``X, y`` are those training rows, to reuse cached work.
 
         Returns
         -------
@@ -126,16 +152,15 @@ class Objective:
         r : (n, K) output gradients ``d loss / d outputs``.
         A : (n, K, K) output curvatures ``d^2 loss / d outputs^2``.
         """
-        def single_output(theta, x):
-            return self.outputs(theta, x.unsqueeze(0))[0]
-
-        def single_output_loss(z, y):
-            return self.output_loss(z.unsqueeze(0), y.unsqueeze(0))[0]
-
-        J = vmap(jacrev(single_output), in_dims=(None, 0))(self.theta, X)
+        if self.linear:
+            J = self.jacobian(X) if rows is None else self.training_jacobian(rows)
+        else:
+            def single_output(theta, x):
+                return self.outputs(theta, x.unsqueeze(0))[0]
+            J = vmap(jacrev(single_output), in_dims=(None, 0))(self.theta, X)
         Z = self.outputs(self.theta, X)
-        r = vmap(grad(single_output_loss))(Z, y)
-        A = vmap(hessian(single_output_loss))(Z, y)
+        r = vmap(grad(self._single_output_loss))(Z, y)
+        A = vmap(hessian(self._single_output_loss))(Z, y)
         return J, r, A
 
     def hessian(self, data_only=False):
@@ -155,7 +180,7 @@ class Objective:
                     return (coeff * self.loss(theta, self.X[s], self.y[s])).sum()
                 H = H + hessian(chunk_loss)(self.theta)
                 continue
-            J, _, A = self.output_factors(self.X[s], self.y[s])
+            J, _, A = self.output_factors(self.X[s], self.y[s], rows=s)
             AJ = torch.einsum("nkl,nlp->nkp", A, J)
             if not data_only:
                 AJ = coeff[:, None, None] * AJ
@@ -169,10 +194,21 @@ class Objective:
         return vmap(one, in_dims=1, out_dims=1)(V)
 
     # ------------------------------------------------------------ diagnostics
+    def gradient(self):
+        """``grad J`` at ``theta`` (summed ``J_i^T r_i`` for linear models)."""
+        if not self.linear:
+            return grad(self.objective)(self.theta)
+        total = grad(self.penalty)(self.theta)
+        for s in self.chunks(self.n_rows, self.n_outputs * self.n_params):
+            r = self._output_grads(self.theta, self.X[s], self.y[s])
+            scale = (self.row_scale * self.weights[s]).unsqueeze(1)
+            total = total + torch.einsum("nk,nkp->p", scale * r, self.training_jacobian(s))
+        return total
+
     def gradient_norm(self):
         """``max |grad J|`` divided by ``row_scale * sum(w)``: the stationarity of the fit."""
-        g = grad(self.objective)(self.theta)
-        return (g.abs().max() / (self.row_scale * self.weights.sum())).item()
+        norm = self.gradient().abs().max() / (self.row_scale * self.weights.sum())
+        return norm.item()
 
     def check_convergence(self, name):
         """Warn, with the measured figure, when ``theta`` is not a stationary point of ``J``."""

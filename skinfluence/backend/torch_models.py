@@ -142,7 +142,7 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
         theta, as_tensor(X, device, dtype), as_tensor(y, device, dtype),
         as_tensor(weights, device, dtype), 1.0 / len(X),
         outputs=outputs, output_loss=output_loss, penalty=penalty,
-        is_classifier=is_classifier, linear=False, log_proba=log_proba, encode=encode,
+        is_classifier=is_classifier, log_proba=log_proba, encode=encode,
     )
 
 

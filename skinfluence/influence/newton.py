@@ -17,7 +17,7 @@ import torch
 
 def newton_shifts(objective, solver, rows):
     """Predicted parameter shifts ``theta_-i - theta`` of the rows in slice ``rows``: (c, p)."""
-    J, r, A = objective.output_factors(objective.X[rows], objective.y[rows])
+    J, r, A = objective.output_factors(objective.X[rows], objective.y[rows], rows=rows)
     c, K, p = J.shape
     scale = objective.row_scale * objective.weights[rows]
     r, A = scale[:, None] * r, scale[:, None, None] * A
