@@ -27,6 +27,9 @@ CONVERGENCE_TOL = 1e-3
 #: Memory budget, in bytes, for one chunk of per-row derivatives.
 CHUNK_BYTES = 2**27
 
+#: Largest constant output Jacobian of a linear model kept between calls, in bytes.
+JACOBIAN_CACHE_BYTES = 2**29
+
 
 class Objective:
     """Differentiable training objective of a fitted model.
@@ -121,11 +124,24 @@ class Objective:
         r = self._output_grads(self.theta, self.X[rows], self.y[rows])
         return torch.einsum("nk,nkp->np", scale * r, self.training_jacobian(rows))
 
+    def train_grads_times(self, rows, V):
+        """``G @ V`` for the training gradients ``G`` of rows ``rows`` and a block V (p, m).
+
+        Linear models contract the Jacobian with ``V`` first and never form ``G``.
+        """
+        if not self.linear:
+            return self.train_grads(rows) @ V
+        scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
+        r = self._output_grads(self.theta, self.X[rows], self.y[rows])
+        J = self.training_jacobian(rows)
+        JV = (J.reshape(-1, J.shape[2]) @ V).reshape(J.shape[0], J.shape[1], -1)
+        return torch.einsum("nk,nkm->nm", scale * r, JV)
+
     def training_jacobian(self, rows):
         """Output Jacobian of training rows ``rows`` of a linear model, cached when it is small."""
         if self._train_jacobian is None:
             size = 8 * self.n_rows * self.n_outputs * self.n_params
-            if size > CHUNK_BYTES:
+            if size > JACOBIAN_CACHE_BYTES:
                 return self.jacobian(self.X[rows])
             self._train_jacobian = self.jacobian(self.X)
         return self._train_jacobian[rows]

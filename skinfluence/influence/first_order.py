@@ -20,7 +20,7 @@ def influence_function(objective, solver, target):
     """
     projected = solver.solve(target.gradients().T)  # H^-1 grad f, shape (p, m)
     chunks = objective.chunks(objective.n_rows, objective.n_params)
-    return torch.cat([objective.train_grads(s) @ projected for s in chunks])
+    return torch.cat([objective.train_grads_times(s, projected) for s in chunks])
 
 
 def self_influence(objective, solver):
