@@ -55,9 +55,9 @@ def run_one(n, which, repeat):
     model = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-10).fit(X, y)
     base_rss = peak_rss_mb()
     if which == "numpy":
-        fn = lambda: numpy_reference(model, X, y, X_test, y_test)  # noqa: E731
+        fn = lambda: numpy_reference(model, X, y, X_test, y_test)
     else:
-        fn = lambda: skinfluence.influence(model, X, y, X_test, y_test, device="cpu")  # noqa: E731
+        fn = lambda: skinfluence.influence(model, X, y, X_test, y_test, device="cpu")
     best = np.inf
     for _ in range(repeat):
         start = time.perf_counter()

@@ -28,8 +28,25 @@ _PUBLIC = {
     "CoxRegression": "skinfluence.survival",
 }
 
-__all__ = sorted([*_PUBLIC, "influence", "influence_value", "leave_one_out",
-                  "self_influence"])
+__all__ = [
+    "ActiveLearningSelector",
+    "CoxInfluence",
+    "CoxRegression",
+    "InfluenceTrimmer",
+    "MultitaskInfluence",
+    "MultitaskRidge",
+    "SharedBottomNetwork",
+    "TorchModel",
+    "active_learning_curve",
+    "influence",
+    "influence_value",
+    "leave_one_out",
+    "leave_one_task_out",
+    "make_objective",
+    "register_adapter",
+    "self_influence",
+    "versatile_influence",
+]
 
 
 def __getattr__(name):

@@ -57,7 +57,7 @@ def test_ridge_influence_and_exact_newton(diabetes):
 
 
 def test_ridge_prediction_target_is_exact(diabetes):
-    Xtr, Xte, ytr, yte = diabetes
+    Xtr, Xte, ytr, _ = diabetes
     model = Ridge(alpha=0.5).fit(Xtr, ytr)
     loo = skinfluence.leave_one_out(model, Xtr, ytr, Xte[:5], target="prediction",
                                     indices=np.arange(30))

@@ -19,7 +19,7 @@ def spd():
 def test_solvers_agree_with_exact(spd):
     H, V = spd
     exact = torch.linalg.solve(H, V)
-    hvp = lambda B: H @ B  # noqa: E731
+    hvp = lambda B: H @ B
     for solver in (CholeskySolver(H), CGSolver(hvp), LanczosSolver(hvp, 30, rank=30)):
         rel = (solver.solve(V) - exact).norm() / exact.norm()
         assert rel < 1e-6, (type(solver).__name__, rel.item())
@@ -27,7 +27,7 @@ def test_solvers_agree_with_exact(spd):
 
 
 def test_low_rank_keeps_the_top_of_the_spectrum(spd):
-    H, V = spd
+    H, _ = spd
     evals, evecs = torch.linalg.eigh(H)
     top = evecs[:, -5:]
     solver = LanczosSolver(lambda B: H @ B, 30, rank=20)

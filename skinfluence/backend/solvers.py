@@ -19,7 +19,7 @@ import warnings
 
 import torch
 
-__all__ = ["CholeskySolver", "CGSolver", "LanczosSolver", "make_solver"]
+__all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver"]
 
 
 def _as_block(V):

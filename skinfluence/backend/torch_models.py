@@ -21,6 +21,7 @@ from .device import as_tensor
 from .objective import Objective
 from .registry import register_adapter
 
+
 def _nll_of_probabilities(Z, y):
     # skorch adds the float eps of the output dtype inside its log
     eps = torch.finfo(Z.dtype).eps
