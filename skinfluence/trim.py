@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
+from .backend.kfac import KFACSolver
 from .influence.first_order import influence_function, influence_value, self_influence
 from .influence.local import fi_util
 from .influence.newton import newton_effects
@@ -40,7 +41,7 @@ def _harm(method, scores):
 
 
 def _score_split(estimator, X, y, sample_weight, train, val, method, subsample, damping,
-                 solver, device, rng, n_jobs=None):
+                 solver, device, rng, n_jobs=None, svd_rank=None):
     """Scores of rows ``train`` from a clone fitted on them, measured on rows ``val``."""
     if method == "random":
         return rng.random_sample(len(train))
@@ -50,26 +51,30 @@ def _score_split(estimator, X, y, sample_weight, train, val, method, subsample, 
     objective = make_objective(model, X[train], y[train], sw, device=device)
     if method == "iv":  # plain data Hessian, as Chhabra et al. write it
         curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
+    elif solver == "kfsvd":
+        curvature = KFACSolver(objective, model, damping=damping)
     else:
         curvature = make_solver(objective, solver, damping)
     if method == "self":
         return self_influence(objective, curvature).cpu().numpy()
     target = Target(objective, X[val], y[val], "mean_loss" if method != "iv" else "loss")
     if method == "fi":
-        return _fi_scores(objective, curvature, target, X[train], subsample, rng, n_jobs)
+        return _fi_scores(objective, curvature, target, X[train], subsample, rng, n_jobs,
+                          svd_rank if solver == "kfsvd" else None)
     if method == "iv":
         return influence_value(objective, curvature, target).cpu().numpy()
     measure = influence_function if method == "influence" else newton_effects
     return measure(objective, curvature, target)[:, 0].cpu().numpy()
 
 
-def _fi_scores(objective, curvature, target, X, subsample, rng, n_jobs=None):
+def _fi_scores(objective, curvature, target, X, subsample, rng, n_jobs=None, svd_rank=None):
     """FI^util of every row, or Algorithm 6: exact on a fraction, random-forest ranks elsewhere."""
     if subsample is None or subsample >= 1:
-        return fi_util(objective, curvature, target).cpu().numpy()
+        return fi_util(objective, curvature, target, svd_rank=svd_rank).cpu().numpy()
     n = len(X)
     rows = np.sort(rng.choice(n, size=max(2, int(np.ceil(subsample * n))), replace=False))
-    exact = fi_util(objective, curvature, target, rows=torch.as_tensor(rows)).cpu().numpy()
+    exact = fi_util(objective, curvature, target, rows=torch.as_tensor(rows),
+                    svd_rank=svd_rank).cpu().numpy()
     ranks = np.argsort(np.argsort(exact, kind="stable"), kind="stable").astype(float)
     forest = RandomForestRegressor(n_estimators=100, random_state=rng.randint(2**31 - 1),
                                    n_jobs=n_jobs)
@@ -78,7 +83,7 @@ def _fi_scores(objective, curvature, target, X, subsample, rng, n_jobs=None):
 
 def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, method="self",
                 validation_fraction=0.2, cv=None, subsample=None, damping=0.0, solver="auto",
-                device="auto", random_state=None, n_jobs=None, verbose=0):
+                device="auto", random_state=None, n_jobs=None, verbose=0, svd_rank=None):
     """Score every row of ``(X, y)`` for trimming (the cached step of :class:`InfluenceTrimmer`).
 
     Returns
@@ -98,7 +103,7 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
         else:
             X_all, y_all, sw, val = X, y, sample_weight, np.arange(0)
         scores[:] = _score_split(estimator, X_all, y_all, sw, np.arange(n), val, method,
-                                 subsample, damping, solver, device, rng, n_jobs)
+                                 subsample, damping, solver, device, rng, n_jobs, svd_rank)
         return scores
     stratify = is_classifier(estimator) and np.unique(y, return_counts=True)[1].min() >= 2
     if cv is None:
@@ -107,7 +112,8 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
                                       stratify=y if stratify else None)
         train = np.sort(train)
         scores[train] = _score_split(estimator, X, y, sample_weight, train, np.sort(val),
-                                     method, subsample, damping, solver, device, rng, n_jobs)
+                                     method, subsample, damping, solver, device, rng, n_jobs,
+                                     svd_rank)
         return scores
     # cross-fitting (appendix E.5): each row's score averaged over the folds where it trains
     splitter = (StratifiedKFold if stratify else KFold)(
@@ -116,7 +122,7 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
     folds = list(splitter.split(X, y if stratify else None))
     for train, val in tqdm(folds, desc="cross-fitted scores", disable=not verbose):
         total[train] += _score_split(estimator, X, y, sample_weight, train, val, method,
-                                     subsample, damping, solver, device, rng, n_jobs)
+                                     subsample, damping, solver, device, rng, n_jobs, svd_rank)
         count[train] += 1
     return total / count
 
@@ -167,9 +173,16 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     cv : int, optional
         Cross-fit validation-based scores over ``cv`` folds instead (appendix E.5): each
         row's score is averaged over the folds where it is a training row.
-    approximation : {None, "lowrank"}, default=None
+    approximation : {None, "lowrank", "kfsvd"}, default=None
         ``"lowrank"``: apply ``H^-1`` through a rank-``50`` Lanczos approximation (for
-        networks with many parameters) instead of the exact solver.
+        networks with many parameters) instead of the exact solver. ``"kfsvd"`` (section 5,
+        Algorithm 5; networks of ``nn.Linear`` layers only): a K-FAC Hessian
+        (:class:`~skinfluence.backend.kfac.KFACSolver`: block-diagonal over layers, Kronecker
+        within, weight decay as damping) and, for ``method="fi"``, each row's
+        ``d/dx d/dtheta loss`` replaced by its rank-``svd_rank`` truncated SVD.
+    svd_rank : int, default=8
+        Rank of the truncated SVD of ``approximation="kfsvd"`` (capped at the feature count,
+        where it is exact).
     subsample : float in (0, 1], optional
         ``method="fi"`` only: compute FI exactly on this fraction of rows and let a random
         forest regress the ranks of the others (Algorithm 6).
@@ -223,7 +236,8 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         "method": [StrOptions({"self", "fi", "iv", "influence", "newton", "random"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "cv": [Interval(Integral, 2, None, closed="left"), None],
-        "approximation": [StrOptions({"lowrank"}), None],
+        "approximation": [StrOptions({"lowrank", "kfsvd"}), None],
+        "svd_rank": [Interval(Integral, 1, None, closed="left")],
         "subsample": [Interval(Real, 0, 1, closed="right"), None],
         "damping": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
@@ -234,14 +248,15 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     }
 
     def __init__(self, estimator, *, budget=0.05, method="self", validation_fraction=0.2,
-                 cv=None, approximation=None, subsample=None, damping=0.0, memory=None,
-                 device="auto", random_state=None, n_jobs=None, verbose=0):
+                 cv=None, approximation=None, svd_rank=8, subsample=None, damping=0.0,
+                 memory=None, device="auto", random_state=None, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.budget = budget
         self.method = method
         self.validation_fraction = validation_fraction
         self.cv = cv
         self.approximation = approximation
+        self.svd_rank = svd_rank
         self.subsample = subsample
         self.damping = damping
         self.memory = memory
@@ -302,9 +317,9 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         self.scores_ = scorer(
             self.estimator, X, y, sample_weight, X_val, y_val, method=self.method,
             validation_fraction=self.validation_fraction, cv=self.cv, subsample=self.subsample,
-            damping=self.damping, solver="lowrank" if self.approximation else "auto",
+            damping=self.damping, solver=self.approximation or "auto",
             device=self.device, random_state=self._seed(), n_jobs=self.n_jobs,
-            verbose=self.verbose,
+            verbose=self.verbose, svd_rank=self.svd_rank,
         )
         harm = _harm(self.method, self.scores_)
         scored = np.flatnonzero(~np.isnan(harm))

@@ -66,6 +66,30 @@ def _times_mixed(objective, X, y, E):
     return vmap(vmap(one, in_dims=(None, None, 0)))(X, y, E)
 
 
+#: Subspace iterations of the truncated SVD of ``M_i`` (KFSVD).
+SVD_POWER_ITERATIONS = 2
+
+
+def _truncated_mixed(objective, X, y, k, n_iter=SVD_POWER_ITERATIONS):
+    """Rank-k factors ``(Q, B)`` with ``M_i ~= Q_i B_i`` (section 5, Algorithm 5 step 8).
+
+    Subspace (power) iteration on ``M_i`` through its products with vectors, never forming it:
+    ``Q_i`` (p x k) is an orthonormal basis of ``(M_i M_i^T)^n_iter M_i R`` for a Gaussian start
+    ``R`` (fixed seed) and ``B_i = Q_i^T M_i`` (k x d). The SVD ``B_i = W S V^T`` gives the
+    paper's ``M_i ~= U S V^T`` with ``U = Q_i W``; products only need ``Q_i`` and ``B_i``. With
+    ``k = d`` the factorisation is exact. Shapes: Q (c, k, p), B (c, k, d).
+    """
+    gen = torch.Generator().manual_seed(0)
+    R = torch.randn(X.shape[0], k, X.shape[1], generator=gen, dtype=X.dtype).to(X.device)
+    for step in range(n_iter + 1):
+        Q = torch.linalg.qr(_mixed_times(objective, X, y, R).transpose(1, 2))[0]
+        Q = Q.transpose(1, 2)
+        R = _times_mixed(objective, X, y, Q)
+        if step < n_iter:
+            R = torch.linalg.qr(R.transpose(1, 2))[0].transpose(1, 2)
+    return Q, R
+
+
 def _metric_features(objective):
     """``(features, rank)``: per-row functions whose weighted outer products give ``G_i``.
 
@@ -104,11 +128,25 @@ def _row_indices(objective, rows):
     return torch.as_tensor(rows, dtype=torch.long, device=objective.theta.device).reshape(-1)
 
 
-def _factor_chunk(objective, solver, index, features, rank, rcond):
+def _factor_chunk(objective, solver, index, features, rank, rcond, svd_rank=None):
     X, y = objective.X[index], objective.y[index]
     coeff = (objective.row_scale * objective.weights[index])[:, None, None]
     c, p = X.shape[0], objective.n_params
     theta = objective.theta
+    if svd_rank is None:
+        def times_mixed(E):
+            return _times_mixed(objective, X, y, E)
+
+        def mixed_times(U):
+            return _mixed_times(objective, X, y, U)
+    else:
+        Q, Bm = _truncated_mixed(objective, X, y, min(svd_rank, X.shape[1], p))
+
+        def times_mixed(E):
+            return (E @ Q.transpose(1, 2)) @ Bm
+
+        def mixed_times(U):
+            return (U @ Bm.transpose(1, 2)) @ Q
 
     def feature_values(theta, x):
         return features(theta, x)[0]
@@ -118,7 +156,7 @@ def _factor_chunk(objective, solver, index, features, rank, rcond):
     k = d_theta.shape[1]
     # s_c = (d/dtheta f_c) D_i + d/dx f_c with D_i = -c_i H^-1 M_i          (eq. 2.3, A.7)
     solved = solver.solve(d_theta.reshape(c * k, p).T).T.reshape(c, k, p)
-    S = d_x - coeff * _times_mixed(objective, X, y, solved)
+    S = d_x - coeff * times_mixed(solved)
     B = weights.clamp_min(0).sqrt().unsqueeze(2) * S  # G_i = B_i^T B_i
     # eigenpairs of G_i from the small K' x K' Gram matrix B_i B_i^T = W diag(lam) W^T
     lam, W = torch.linalg.eigh(B @ B.transpose(1, 2))
@@ -129,26 +167,26 @@ def _factor_chunk(objective, solver, index, features, rank, rcond):
     # unit eigenvectors of G_i: u_j = B_i^T w_j / sqrt(lam_j); N_i = D_i u_j / sqrt(lam_j)
     U = (W.transpose(1, 2) @ B) / safe.sqrt().unsqueeze(2)  # (c, r, d)
     U = torch.where(keep.unsqueeze(2), U, torch.zeros_like(U))
-    MU = _mixed_times(objective, X, y, U)  # (c, r, p)
+    MU = mixed_times(U)  # (c, r, p)
     r = MU.shape[1]
     N = -coeff * solver.solve(MU.reshape(c * r, p).T).T.reshape(c, r, p)
     N = N / safe.sqrt().unsqueeze(2)
     return N.transpose(1, 2)
 
 
-def _factor_chunks(objective, solver, rows, rcond):
+def _factor_chunks(objective, solver, rows, rcond, svd_rank=None):
     """Yield ``(positions, N)`` chunk by chunk over the selected rows."""
     index = _row_indices(objective, rows)
     features, rank = _metric_features(objective)
     d = objective.X.shape[1]
     rank = min(rank, d)
     k = rank + 1
-    per_row = 4 * k * (objective.n_params + d)
+    per_row = 4 * (k + (svd_rank or 0)) * (objective.n_params + d)
     for s in objective.chunks(len(index), per_row):
-        yield s, _factor_chunk(objective, solver, index[s], features, rank, rcond)
+        yield s, _factor_chunk(objective, solver, index[s], features, rank, rcond, svd_rank)
 
 
-def local_influence_factors(objective, solver, *, rows=None, rcond=1e-10):
+def local_influence_factors(objective, solver, *, rows=None, rcond=1e-10, svd_rank=None):
     """Factors ``N_i`` with ``FI(z', z_i) = || q(z')^T N_i ||^2`` for any query gradient ``q``.
 
     Parameters
@@ -162,6 +200,12 @@ def local_influence_factors(objective, solver, *, rows=None, rcond=1e-10):
     rcond : float, default=1e-10
         Eigenvalues of ``G_i`` below ``rcond`` times its largest are treated as zero (the
         pseudo-inverse's cut).
+    svd_rank : int, optional
+        KFSVD (section 5): replace each ``M_i`` by its rank-``svd_rank`` truncated SVD from
+        ``SVD_POWER_ITERATIONS`` subspace iterations (capped at d; exact when it is d).
+        Default: ``M_i`` exactly. The kernel never forms ``M_i`` either way, so this
+        approximates without saving memory; the KFSVD pairing uses it with
+        :class:`~skinfluence.backend.kfac.KFACSolver` as ``solver``.
 
     Returns
     -------
@@ -169,15 +213,16 @@ def local_influence_factors(objective, solver, *, rows=None, rcond=1e-10):
         ``N_i = D_i U_i Lambda_i^-1/2`` with ``r = K - 1`` for K classes (1 for a binary
         model), the number of outputs for a regressor (capped at the feature count d).
     """
-    return torch.cat([N for _, N in _factor_chunks(objective, solver, rows, rcond)])
+    return torch.cat([N for _, N in _factor_chunks(objective, solver, rows, rcond, svd_rank)])
 
 
-def local_influence(objective, solver, query_gradients, *, rows=None, rcond=1e-10):
+def local_influence(objective, solver, query_gradients, *, rows=None, rcond=1e-10,
+                    svd_rank=None):
     """FI (eq. 2.1) of each training row for each query gradient.
 
     Parameters
     ----------
-    objective, solver, rows, rcond
+    objective, solver, rows, rcond, svd_rank
         As in :func:`local_influence_factors`.
     query_gradients : tensor or array of shape (m, p) or (p,)
         ``d/dtheta L(z')`` of each query ``z'`` at the fitted parameters.
@@ -192,16 +237,16 @@ def local_influence(objective, solver, query_gradients, *, rows=None, rcond=1e-1
         query_gradients) else query_gradients.to(theta.device, theta.dtype)
     Q = Q.reshape(-1, objective.n_params)
     out = [torch.einsum("mp,npr->mnr", Q, N).pow(2).sum(2)
-           for _, N in _factor_chunks(objective, solver, rows, rcond)]
+           for _, N in _factor_chunks(objective, solver, rows, rcond, svd_rank)]
     return torch.cat(out, dim=1)
 
 
-def fi_util(objective, solver, target, *, rows=None, rcond=1e-10):
+def fi_util(objective, solver, target, *, rows=None, rcond=1e-10, svd_rank=None):
     """FI^util (eq. 3.1, Algorithm 1): FI with the mean validation-loss gradient as the query.
 
     Parameters
     ----------
-    objective, solver, rows, rcond
+    objective, solver, rows, rcond, svd_rank
         As in :func:`local_influence_factors`.
     target : Target
         Validation rows; the query is the mean of its gradients (of ``"loss"`` or the
@@ -213,4 +258,5 @@ def fi_util(objective, solver, target, *, rows=None, rcond=1e-10):
         Unsigned; Algorithm 3 trims the rows with the largest values.
     """
     query = target.gradients().mean(0, keepdim=True)
-    return local_influence(objective, solver, query, rows=rows, rcond=rcond)[0]
+    return local_influence(objective, solver, query, rows=rows, rcond=rcond,
+                           svd_rank=svd_rank)[0]
