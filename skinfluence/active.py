@@ -41,8 +41,10 @@ METHODS = ("fi", "iv", "uncertainty", "bald", "random")
 UNCERTAINTY = ("least_confident", "margin", "entropy")
 AGGREGATIONS = ("trimmed_mean", "mean", "median")
 
-#: Trees of the random forest that predicts ranks under ``subsample`` (Algorithm 8).
-SUBSAMPLE_TREES = 50
+#: Random forest that predicts ranks under ``subsample`` (Algorithm 8, line 8).
+SUBSAMPLE_FOREST = {"n_estimators": 20, "max_features": "sqrt", "min_samples_leaf": 3}
+#: Fewest labeled rows that ``"fi"`` aggregates over under ``subsample``.
+SUBSAMPLE_MIN_LABELED = 50
 
 
 class ActiveLearningSelector(BaseEstimator):
@@ -94,11 +96,17 @@ class ActiveLearningSelector(BaseEstimator):
         The value of ``y`` that marks an unlabeled row.
     subsample : float in (0, 1], default=None
         Random-forest rank approximation (Algorithm 8): compute the method's utilities on a
-        random ``ceil(subsample * n_candidates)`` of the candidates, fit a random forest (50
-        trees, a third of the features per split, leaves of >= 3 rows) from their features to
-        the utilities' ascending ranks, and rank every candidate by its predicted rank. Only the
-        candidates are subsampled: the fit, the Hessian and (for ``"fi"``) the factors of every
-        labeled row are computed as without it. ``None`` scores every candidate exactly.
+        random ``ceil(subsample * n_candidates)`` of the candidates (no gradient, prediction or
+        FI is computed for the others), fit a random forest (20 trees, ``sqrt(d)`` features per
+        split, leaves of >= 3 rows) from their features to the utilities' ascending ranks, and
+        rank every candidate by its predicted rank. For ``"fi"`` the cheaper aggregation that
+        the paper pairs with subsampling is a Monte Carlo one: each candidate's FI values are
+        aggregated over a random ``max(ceil(subsample * n_labeled), 50)`` of the labeled rows
+        (the same rows for every candidate), so only those rows' FI factors are computed; on
+        the benchmark (``benchmarks/bench_active.py``) this estimate of the trimmed mean keeps a
+        Spearman correlation of 0.98 with the exact one at ``subsample=0.2``. The fit and the
+        Hessian are computed as without it. ``None`` scores every candidate exactly, over every
+        labeled row.
     params : {"auto", "all", "last"}, default="auto"
         Parameters that influence and the Laplace posterior are taken over: ``"last"`` is the
         last linear layer of a network (the paper's choice for CNNs), ``"all"`` every parameter.
@@ -271,7 +279,8 @@ def _fi_utilities(selector, X_lab, y_lab, X_cand, rng):
     """FI^active of each candidate (eq. 4.1, Algorithm 2), vectorised over all pairs."""
     objective = selector._objective(X_lab, y_lab)
     solver = make_solver(objective, selector.solver, selector.damping)
-    N = local_influence_factors(objective, solver)  # (n_lab, p, r)
+    rows = _labeled_sample(len(X_lab), selector.subsample, rng)
+    N = local_influence_factors(objective, solver, rows=rows)  # (n_lab, p, r)
     n_lab, p, r = N.shape
     factors = N.permute(1, 0, 2).reshape(p, n_lab * r)
     X_u = as_tensor(X_cand, objective.theta.device, objective.theta.dtype)
@@ -282,6 +291,15 @@ def _fi_utilities(selector, X_lab, y_lab, X_cand, rng):
         fi = (Q @ factors).reshape(-1, n_lab, r).pow(2).sum(2)  # FI(z_u, z_j), lines 9-13
         out.append(_aggregate(fi, selector.aggregation).detach())
     return torch.cat(out).cpu().numpy()
+
+
+def _labeled_sample(n_lab, alpha, rng):
+    """Labeled rows that ``"fi"`` aggregates over: all (``alpha=None``), else a random
+    ``max(ceil(alpha * n_lab), SUBSAMPLE_MIN_LABELED)`` of them (a Monte Carlo estimate of g)."""
+    if alpha is None:
+        return None
+    size = min(n_lab, max(SUBSAMPLE_MIN_LABELED, math.ceil(alpha * n_lab)))
+    return np.sort(rng.choice(n_lab, size=size, replace=False))
 
 
 def _aggregate(values, aggregation):
@@ -397,8 +415,7 @@ def _forest_ranks(utilities_of, X, candidates, alpha, rng, n_jobs):
     size = min(len(candidates), max(2, math.ceil(alpha * len(candidates))))
     sub = np.sort(rng.choice(candidates, size=size, replace=False))
     ranks = rankdata(utilities_of(sub))  # ascending: the largest utility gets the largest rank
-    forest = RandomForestRegressor(n_estimators=SUBSAMPLE_TREES, max_features=1 / 3,
-                                   min_samples_leaf=3, n_jobs=n_jobs,
+    forest = RandomForestRegressor(**SUBSAMPLE_FOREST, n_jobs=n_jobs,
                                    random_state=rng.randint(2**31 - 1))
     forest.fit(X[sub], ranks)
     return forest.predict(X[candidates]) / size

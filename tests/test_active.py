@@ -202,6 +202,37 @@ def test_subsample_tracks_exact_ranking():
     assert rho > 0.5
 
 
+def test_subsample_computes_exact_fi_on_alpha_of_the_pool(monkeypatch):
+    """Under subsample, FI is computed for ceil(alpha * n_pool) candidates only, against a random
+    alpha of the labeled rows, and equals Algorithm 2 on exactly those pairs."""
+    from skinfluence import active
+
+    X, y, _ = _pool(n=100, n_labeled=40, n_classes=3, d=4, seed=2)
+    monkeypatch.setattr(active, "SUBSAMPLE_MIN_LABELED", 5)
+    seen = {}
+
+    def factors(objective, solver, rows=None):
+        seen["rows"] = rows
+        return local_influence_factors(objective, solver, rows=rows)
+
+    def scorer(selector, X_lab, y_lab, X_cand, rng):
+        seen["X_cand"] = X_cand
+        seen["scores"] = fi_scorer(selector, X_lab, y_lab, X_cand, rng)
+        return seen["scores"]
+
+    local_influence_factors, fi_scorer = active.local_influence_factors, active._SCORERS["fi"]
+    monkeypatch.setattr(active, "local_influence_factors", factors)
+    monkeypatch.setitem(active._SCORERS, "fi", scorer)
+    selector = ActiveLearningSelector(_model(), method="fi", subsample=0.25, random_state=0)
+    selector.query(X, y)
+    assert len(seen["X_cand"]) == 15  # ceil(0.25 * 60) of the 60 unlabeled rows
+    assert len(seen["rows"]) == 10 and len(np.unique(seen["rows"])) == 10  # 0.25 * 40 labeled
+    labeled = ~np.isnan(y)
+    X_lab, y_lab = X[labeled], y[labeled].astype(int)
+    pairs = _algorithm_2(selector.estimator_, X_lab, y_lab, seen["X_cand"])[:, seen["rows"]]
+    np.testing.assert_allclose(seen["scores"], trim_mean(pairs, 0.1, axis=1), rtol=1e-8)
+
+
 def test_bad_input():
     X, y, _ = _pool()
     labeled = np.flatnonzero(~np.isnan(y))
