@@ -20,9 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import RandomForestRegressor
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_consistent_length
@@ -32,6 +30,7 @@ from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
 from .influence.first_order import influence_value
 from .influence.local import local_influence_factors
+from .influence.subsample import forest_ranks
 from .influence.targets import Target
 
 __all__ = ["ActiveLearningSelector", "active_learning_curve", "influence_sampling",
@@ -41,8 +40,6 @@ METHODS = ("fi", "iv", "uncertainty", "bald", "random")
 UNCERTAINTY = ("least_confident", "margin", "entropy")
 AGGREGATIONS = ("trimmed_mean", "mean", "median")
 
-#: Random forest that predicts ranks under ``subsample`` (Algorithm 8, line 8).
-SUBSAMPLE_FOREST = {"n_estimators": 20, "max_features": "sqrt", "min_samples_leaf": 3}
 #: Fewest labeled rows that ``"fi"`` aggregates over under ``subsample``.
 SUBSAMPLE_MIN_LABELED = 50
 
@@ -248,7 +245,7 @@ class ActiveLearningSelector(BaseEstimator):
         if self.subsample is None:
             scores = utilities_of(candidates)
         else:
-            scores = _forest_ranks(utilities_of, X, candidates, self.subsample, rng, self.n_jobs)
+            scores = forest_ranks(utilities_of, X, candidates, self.subsample, rng, self.n_jobs)
         # best first; equal utilities in random order
         order = np.lexsort((rng.random_sample(len(candidates)), -scores))
         self.utilities_ = np.full(len(X), np.nan)
@@ -408,17 +405,6 @@ _SCORERS = {
     "bald": _bald_utilities,
     "random": _random_utilities,
 }
-
-
-def _forest_ranks(utilities_of, X, candidates, alpha, rng, n_jobs):
-    """Algorithm 8, lines 3-11: exact utilities on a subsample, random-forest ranks for all."""
-    size = min(len(candidates), max(2, math.ceil(alpha * len(candidates))))
-    sub = np.sort(rng.choice(candidates, size=size, replace=False))
-    ranks = rankdata(utilities_of(sub))  # ascending: the largest utility gets the largest rank
-    forest = RandomForestRegressor(**SUBSAMPLE_FOREST, n_jobs=n_jobs,
-                                   random_state=rng.randint(2**31 - 1))
-    forest.fit(X[sub], ranks)
-    return forest.predict(X[candidates]) / size
 
 
 # ------------------------------------------------------------------ helpers

@@ -6,7 +6,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
-from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -25,6 +24,7 @@ from .backend.kfac import KFACSolver
 from .influence.first_order import influence_function, influence_value, self_influence
 from .influence.local import fi_util
 from .influence.newton import newton_effects
+from .influence.subsample import forest_ranks
 from .influence.targets import Target
 
 __all__ = ["InfluenceTrimmer"]
@@ -71,14 +71,12 @@ def _fi_scores(objective, curvature, target, X, subsample, rng, n_jobs=None, svd
     """FI^util of every row, or Algorithm 6: exact on a fraction, random-forest ranks elsewhere."""
     if subsample is None or subsample >= 1:
         return fi_util(objective, curvature, target, svd_rank=svd_rank).cpu().numpy()
-    n = len(X)
-    rows = np.sort(rng.choice(n, size=max(2, int(np.ceil(subsample * n))), replace=False))
-    exact = fi_util(objective, curvature, target, rows=torch.as_tensor(rows),
-                    svd_rank=svd_rank).cpu().numpy()
-    ranks = np.argsort(np.argsort(exact, kind="stable"), kind="stable").astype(float)
-    forest = RandomForestRegressor(n_estimators=100, random_state=rng.randint(2**31 - 1),
-                                   n_jobs=n_jobs)
-    return forest.fit(X[rows], ranks).predict(X)
+
+    def exact(rows):
+        return fi_util(objective, curvature, target, rows=torch.as_tensor(rows),
+                       svd_rank=svd_rank).cpu().numpy()
+
+    return forest_ranks(exact, X, np.arange(len(X)), subsample, rng, n_jobs)
 
 
 def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, method="self",
