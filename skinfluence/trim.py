@@ -300,8 +300,9 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
             )
         if (X_val is None) != (y_val is None):
             raise ValueError("Pass both X_val and y_val, or neither.")
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not is_classifier(
-            self.estimator))
+        # float32 stays float32: skorch modules are float32 by default
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
+                             y_numeric=not is_classifier(self.estimator))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if X_val is not None:

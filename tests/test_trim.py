@@ -157,3 +157,19 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         check(estimator)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_float32_skorch_net_is_trimmed_in_its_own_dtype(breast_cancer):
+    import torch
+    from skorch import NeuralNetClassifier
+
+    Xtr, _, ytr, _ = breast_cancer
+    X = Xtr.astype(np.float32)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    net = NeuralNetClassifier(module, criterion=torch.nn.CrossEntropyLoss, max_epochs=10, lr=0.1,
+                              train_split=None, verbose=0)
+    trimmer = InfluenceTrimmer(net, budget=0.05, random_state=0).fit(X, ytr)
+    assert len(trimmer.removed_) == int(round(0.05 * len(X)))
+    assert trimmer.support_.sum() == len(X) - len(trimmer.removed_)
