@@ -171,5 +171,5 @@ def test_float32_skorch_net_is_trimmed_in_its_own_dtype(breast_cancer):
     net = NeuralNetClassifier(module, criterion=torch.nn.CrossEntropyLoss, max_epochs=10, lr=0.1,
                               train_split=None, verbose=0)
     trimmer = InfluenceTrimmer(net, budget=0.05, random_state=0).fit(X, ytr)
-    assert len(trimmer.removed_) == int(round(0.05 * len(X)))
+    assert len(trimmer.removed_) == round(0.05 * len(X))
     assert trimmer.support_.sum() == len(X) - len(trimmer.removed_)
