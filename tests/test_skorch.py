@@ -102,3 +102,20 @@ def test_torch_model_matches_skorch(mlp):
     np.testing.assert_allclose(
         skinfluence.influence(plain, Xtr, ytr, Xte, yte, target="mean_loss"),
         skinfluence.influence(net, Xtr, ytr, Xte, yte, target="mean_loss"), rtol=1e-10)
+
+
+def test_last_layer_objective_is_linear_with_the_exact_hessian(mlp):
+    """With only the output layer variable the outputs are linear in it: explicit Jacobian."""
+    from torch.func import hessian
+
+    net, Xtr, _, ytr, _ = mlp
+    objective = make_objective(net, Xtr, ytr, params="last")
+    assert objective.linear
+    torch.testing.assert_close(objective.hessian(), hessian(objective.objective)(objective.theta),
+                               rtol=1e-10, atol=1e-10)
+    G = objective.train_grads(slice(0, 20))
+    single = [torch.func.grad(lambda t, i=i: objective.row_scale * objective.loss(
+        t, objective.X[i:i + 1], objective.y[i:i + 1])[0])(objective.theta) for i in range(20)]
+    torch.testing.assert_close(G, torch.stack(single), rtol=1e-10, atol=1e-12)
+    whole = make_objective(net, Xtr, ytr)
+    assert not whole.linear

@@ -139,12 +139,50 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
     def penalty(theta):
         return 0.5 * (decays * theta**2).sum()
 
+    X_t = as_tensor(X, device, dtype)
     return Objective(
-        theta, as_tensor(X, device, dtype), as_tensor(y, device, dtype),
-        as_tensor(weights, device, dtype), 1.0 / len(X),
-        outputs=outputs, output_loss=output_loss, penalty=penalty,
+        theta, X_t, as_tensor(y, device, dtype), as_tensor(weights, device, dtype),
+        1.0 / len(X), outputs=outputs, output_loss=output_loss, penalty=penalty,
         is_classifier=is_classifier, log_proba=log_proba, encode=encode,
+        jacobian=_head_jacobian(module, names, X_t[:8]) if params == "last" else None,
     )
+
+
+def _head_jacobian(module, names, probe):
+    """The constant output Jacobian when only an output ``nn.Linear`` layer is variable.
+
+    If the module's output *is* its last linear layer's output (logits or values: no softmax
+    after it), the outputs are linear in that layer's parameters, ``Z = F W^T + b`` with ``F``
+    the frozen body's features, and the Jacobian is ``[k == k'] F[n, j]`` (weight) and
+    ``[k == k']`` (bias). Returns None when the probe rows show any other output.
+    """
+    prefix = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
+    head = module.get_submodule(prefix)
+
+    def features_and_output(X):
+        seen = {}
+        hook = head.register_forward_hook(lambda m, inp, out: seen.update(F=inp[0], Z=out))
+        try:
+            with torch.no_grad():
+                Z = module(X)
+        finally:
+            hook.remove()
+        return seen["F"], seen["Z"], Z
+
+    _, Z_head, Z = features_and_output(probe)
+    if Z.numel() != Z_head.numel() or not torch.equal(Z.reshape(-1), Z_head.reshape(-1)):
+        return None
+    K = head.out_features
+
+    def jacobian(X):
+        F = features_and_output(X)[0].reshape(len(X), -1)
+        eye = torch.eye(K, dtype=F.dtype, device=F.device)
+        blocks = {f"{prefix}.weight".lstrip("."): torch.einsum(
+            "kl,nd->nkld", eye, F).reshape(len(X), K, -1),
+            f"{prefix}.bias".lstrip("."): eye.expand(len(X), K, K)}
+        return torch.cat([blocks[n] for n in names], dim=2)
+
+    return jacobian
 
 
 @register_adapter(TorchModel)
