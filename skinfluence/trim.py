@@ -52,7 +52,7 @@ def _score_split(estimator, X, y, sample_weight, train, val, method, subsample, 
     if method == "iv":  # plain data Hessian, as Chhabra et al. write it
         curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
     elif solver == "kfsvd":
-        curvature = KFACSolver(objective, model, damping=damping)
+        curvature = KFACSolver(objective, damping=damping)
     else:
         curvature = make_solver(objective, solver, damping)
     if method == "self":

@@ -55,9 +55,9 @@ def test_kfac_is_exact_for_one_linear_layer_with_one_output():
     objective = make_objective(model, X, y)
     V = torch.randn(objective.n_params, 3, dtype=torch.float64)
     exact = CholeskySolver(objective.hessian()).solve(V)
-    kfac = KFACSolver(objective, model).solve(V)
+    kfac = KFACSolver(objective).solve(V)
     assert torch.allclose(kfac, exact, rtol=1e-8, atol=1e-10)
-    assert torch.allclose(KFACSolver(objective, model).solve(V[:, 0]), exact[:, 0], rtol=1e-8)
+    assert torch.allclose(KFACSolver(objective).solve(V[:, 0]), exact[:, 0], rtol=1e-8)
 
 
 def test_kfac_is_the_block_gauss_newton_of_a_deep_linear_net():
@@ -73,7 +73,7 @@ def test_kfac_is_the_block_gauss_newton_of_a_deep_linear_net():
     H = torch.einsum("n,nkp,nkl,nlq->pq", c, J, A, J) + 1e-2 * torch.eye(objective.n_params)
     blocks = torch.block_diag(H[:15, :15], H[15:, 15:])  # [W1 b1] has 15 entries, [W2 b2] 4
     V = torch.randn(objective.n_params, 2, dtype=torch.float64)
-    kfac = KFACSolver(objective, model).solve(V)
+    kfac = KFACSolver(objective).solve(V)
     ref = torch.linalg.solve(blocks, V)
     assert (kfac - ref).abs().max() <= 1e-6 * ref.abs().max()  # measured 2e-8 (conditioning)
 
@@ -83,7 +83,7 @@ def test_kfac_influence_on_mlp_tracks_exact():
     model = _fit(_mlp(), X, y, "cross_entropy", 1e-2)
     objective = make_objective(model, X, y)
     G = objective.train_grads(slice(None)).T
-    exact, kfac = CholeskySolver(objective.hessian()), KFACSolver(objective, model)
+    exact, kfac = CholeskySolver(objective.hessian()), KFACSolver(objective)
     # self-influence g_i^T H^-1 g_i: measured Pearson 0.96 between K-FAC and exact
     assert pearsonr((G * exact.solve(G)).sum(0), (G * kfac.solve(G)).sum(0))[0] > 0.9
     # influence on a query q^T H^-1 g_i: cross-layer curvature matters more, measured 0.75
@@ -95,7 +95,7 @@ def test_kfac_rejects_non_networks_and_other_layers():
     X, y = _data()
     logistic = LogisticRegression().fit(X, y)
     with pytest.raises(ValueError, match="exact"):
-        KFACSolver(make_objective(logistic, X, y), logistic)
+        KFACSolver(make_objective(logistic, X, y))
 
     class Scaled(torch.nn.Module):
         def __init__(self):
@@ -110,7 +110,7 @@ def test_kfac_rejects_non_networks_and_other_layers():
     with pytest.warns(RuntimeWarning):
         objective = make_objective(model, X, y)
     with pytest.raises(ValueError, match="scale"):
-        KFACSolver(objective, model)
+        KFACSolver(objective)
 
 
 def test_full_rank_svd_equals_exact_fi():

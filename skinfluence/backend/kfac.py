@@ -23,30 +23,14 @@ The Hessian of a network's objective ``J = row_scale * sum_i w_i loss_i + penalt
 ``solve`` costs two small eigendecompositions per layer once and O(p * (d_in + d_out)) per vector.
 """
 
-import copy
 import warnings
 
 import torch
 from torch.func import functional_call, grad, hessian, vmap
 
 from .solvers import _as_block
-from .torch_models import TorchModel, _variable_names
 
 __all__ = ["KFACSolver"]
-
-
-def _module_and_params(model):
-    """The trained module and its variable parameters' selection, from an adapter's model."""
-    if isinstance(model, TorchModel):
-        return model.module, model.params
-    module = getattr(model, "module_", None)
-    if isinstance(module, torch.nn.Module):  # a fitted skorch net
-        return module, "all"
-    raise ValueError(
-        f"K-FAC needs a network of torch.nn.Linear layers (a skinfluence.TorchModel or a skorch "
-        f"net), not {type(model).__name__}; for linear models the exact Hessian is cheap: use "
-        "the exact solver (approximation=None)."
-    )
 
 
 def _linear_layers(module, names):
@@ -79,9 +63,8 @@ class KFACSolver:
     Parameters
     ----------
     objective : skinfluence.backend.Objective
-        The network's objective view (from a :class:`TorchModel` or a skorch net).
-    model : TorchModel or skorch net
-        The model the objective was built from: it supplies the layer structure.
+        The network's objective view (from a :class:`TorchModel` or a skorch net); its
+        ``network`` attribute supplies the layer structure.
     damping : float, default=0.0
         Added to every block's diagonal, on top of the weight decay.
 
@@ -92,22 +75,21 @@ class KFACSolver:
         a network (scikit-learn linear models: use the exact solver, it is cheap there).
     """
 
-    def __init__(self, objective, model, damping=0.0):
-        module, params = _module_and_params(model)
+    def __init__(self, objective, damping=0.0):
+        if objective.network is None:
+            raise ValueError(
+                "K-FAC needs the objective of a network of torch.nn.Linear layers (a "
+                "skinfluence.TorchModel or a skorch net); for linear models the exact Hessian is "
+                "cheap: use the exact solver (approximation=None)."
+            )
+        module, names = objective.network
         theta = objective.theta
-        module = copy.deepcopy(module).to(device=theta.device, dtype=theta.dtype).eval()
-        names = _variable_names(module, params)
         layers = _linear_layers(module, names)
         named = dict(module.named_parameters())
         offsets, start = {}, 0
         for n in names:
             offsets[n] = start
             start += named[n].numel()
-        if start != objective.n_params:
-            raise ValueError(
-                f"The model has {start} variable parameters but its objective {objective.n_params}"
-                "; build the solver from the model the objective was made of."
-            )
         pieces = torch.split(theta, [named[n].numel() for n in names])
         self._tensors = {n: t.reshape(named[n].shape) for n, t in zip(names, pieces)}
         self._module, self._layers, self.damping = module, layers, damping

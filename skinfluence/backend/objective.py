@@ -60,10 +60,13 @@ class Objective:
         ``log_proba(Z)`` -> (n, K') class log-probabilities from outputs (classifiers).
     encode : callable, optional
         Maps user targets (e.g. class labels) to the numeric targets of ``output_loss``.
+    network : tuple (torch.nn.Module, list of str), optional
+        For networks: the module ``outputs`` evaluates and the names of its variable parameters
+        (in ``theta``'s order), for solvers that exploit layer structure (K-FAC).
     """
 
     def __init__(self, theta, X, y, weights, row_scale, *, outputs, output_loss, penalty,
-                 is_classifier, jacobian=None, log_proba=None, encode=None):
+                 is_classifier, jacobian=None, log_proba=None, encode=None, network=None):
         self.theta = theta
         self.X, self.y, self.weights = X, y, weights
         self.row_scale = float(row_scale)
@@ -73,6 +76,7 @@ class Objective:
         self._train_jacobian = None
         self._log_proba = log_proba
         self.encode = encode or (lambda y: y)
+        self.network = network
         self.n_outputs = outputs(theta, X[:1]).shape[1]
 
     # ------------------------------------------------------------------ basics

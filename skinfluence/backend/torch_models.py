@@ -145,6 +145,7 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
         1.0 / len(X), outputs=outputs, output_loss=output_loss, penalty=penalty,
         is_classifier=is_classifier, log_proba=log_proba, encode=encode,
         jacobian=_head_jacobian(module, names, X_t[:8]) if params == "last" else None,
+        network=(module, names),
     )
 
 
