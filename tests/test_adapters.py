@@ -119,3 +119,19 @@ def test_non_smooth_models_are_rejected(breast_cancer, model, message):
     model.fit(Xtr, ytr)
     with pytest.raises(ValueError, match=message):
         make_objective(model, Xtr, ytr)
+
+
+def test_mixed_partials_match_the_logistic_closed_form(breast_cancer):
+    """d/dx d/dtheta of log loss: sigma'(z) [x; 1] w^T + (sigma(z) - y) [I; 0]."""
+    Xtr, _, ytr, _ = breast_cancer
+    model = LogisticRegression(solver="newton-cholesky").fit(Xtr, ytr)
+    objective = make_objective(model, Xtr, ytr)
+    M = objective.mixed_partials(objective.X[:7], objective.y[:7]).numpy()
+    w, b = model.coef_.ravel(), model.intercept_[0]
+    d = len(w)
+    for i in range(7):
+        z = Xtr[i] @ w + b
+        s = 1 / (1 + np.exp(-z))
+        expected = s * (1 - s) * np.outer(np.r_[Xtr[i], 1.0], w)
+        expected[:d] += (s - ytr[i]) * np.eye(d)
+        np.testing.assert_allclose(M[i], expected, rtol=1e-10, atol=1e-12)
