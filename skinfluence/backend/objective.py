@@ -122,11 +122,16 @@ class Objective:
 
     def train_grads(self, rows):
         """Training gradients ``g_i = row_scale * w_i * grad loss_i`` of rows ``rows`` (a slice)."""
-        scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
         if not self.linear:
+            scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
             return scale * self.row_grads(self.X[rows], self.y[rows])
-        r = self._output_grads(self.theta, self.X[rows], self.y[rows])
-        return torch.einsum("nk,nkp->np", scale * r, self.training_jacobian(rows))
+        return torch.einsum("nk,nkp->np", self._train_output_grads(rows),
+                            self.training_jacobian(rows))
+
+    def _train_output_grads(self, rows):
+        """``row_scale * w_i * d loss / d outputs`` of training rows ``rows``: (n, K)."""
+        scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
+        return scale * self._output_grads(self.theta, self.X[rows], self.y[rows])
 
     def train_grads_times(self, rows, V):
         """``G @ V`` for the training gradients ``G`` of rows ``rows`` and a block V (p, m).
@@ -135,11 +140,9 @@ class Objective:
         """
         if not self.linear:
             return self.train_grads(rows) @ V
-        scale = (self.row_scale * self.weights[rows]).unsqueeze(1)
-        r = self._output_grads(self.theta, self.X[rows], self.y[rows])
         J = self.training_jacobian(rows)
         JV = (J.reshape(-1, J.shape[2]) @ V).reshape(J.shape[0], J.shape[1], -1)
-        return torch.einsum("nk,nkm->nm", scale * r, JV)
+        return torch.einsum("nk,nkm->nm", self._train_output_grads(rows), JV)
 
     def training_jacobian(self, rows):
         """Output Jacobian of training rows ``rows`` of a linear model, cached when it is small."""
@@ -220,9 +223,8 @@ class Objective:
             return grad(self.objective)(self.theta)
         total = grad(self.penalty)(self.theta)
         for s in self.chunks(self.n_rows, self.n_outputs * self.n_params):
-            r = self._output_grads(self.theta, self.X[s], self.y[s])
-            scale = (self.row_scale * self.weights[s]).unsqueeze(1)
-            total = total + torch.einsum("nk,nkp->p", scale * r, self.training_jacobian(s))
+            total = total + torch.einsum("nk,nkp->p", self._train_output_grads(s),
+                                         self.training_jacobian(s))
         return total
 
     def gradient_norm(self):
