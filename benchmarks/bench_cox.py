@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from skinfluence.survival import CoxInfluence, CoxRegression, split_survival_frame
+from skinfluence.survival import CoxInfluence, CoxRegression, load_survival_dataset
 from skinfluence.survival._influence import _refit_without
 
 REPEATS = 3
@@ -32,24 +32,6 @@ def best_of(fn, *args, repeats=REPEATS):
         out = fn(*args)
         times.append(time.perf_counter() - start)
     return min(times), out
-
-
-def standardise(X):
-    X = np.asarray(X, dtype=float)
-    return (X - X.mean(0)) / X.std(0)
-
-
-def load(name):
-    from sksurv import datasets
-    from sksurv.column import encode_categorical
-
-    if name == "rossi":
-        from lifelines.datasets import load_rossi
-
-        X, y = split_survival_frame(load_rossi(), "week", "arrest")
-        return standardise(X), y
-    X, y = getattr(datasets, f"load_{name}")()
-    return standardise(encode_categorical(X)), y
 
 
 def pearson(a, b):
@@ -68,7 +50,7 @@ def datasets_table():
     print("| dataset | n | d | method | Pearson r vs LOO | slope | time (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in ("whas500", "gbsg2", "rossi"):
-        X, y = load(name)
+        X, y = load_survival_dataset(name)
         model = CoxRegression().fit(X, y)
         results = {}
         for method in ("loo", "newton", "vif", "if"):
@@ -88,7 +70,7 @@ def make_support_like(random_state=0):
     n = N_SUPPORT + N_TEST
     X = rng.normal(size=(n, D_SUPPORT))
     X[:, :4] = rng.random((n, 4)) < 0.3
-    X = standardise(X)
+    X = (X - X.mean(0)) / X.std(0)
     coef = rng.normal(scale=0.3, size=D_SUPPORT)
     event_time = rng.exponential(np.exp(-X @ coef))
     censor_time = rng.exponential(1.6, size=n)

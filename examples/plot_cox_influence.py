@@ -29,26 +29,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from skinfluence.survival import CoxInfluence, CoxRegression, split_survival_frame
+from skinfluence.survival import CoxInfluence, CoxRegression, load_survival_dataset
 
-
-def load(name):
-    """Standardised features with one-hot categorical columns, and the survival target."""
-    if name == "rossi":
-        from lifelines.datasets import load_rossi
-
-        X, y = split_survival_frame(load_rossi(), "week", "arrest")
-    else:
-        from sksurv import datasets
-        from sksurv.column import encode_categorical
-
-        X, y = getattr(datasets, f"load_{name}")()
-        X = encode_categorical(X)
-    X = X.astype(float)
-    return (X - X.mean()) / X.std(ddof=0), y
-
-
-X, y = load(DATASET)
+X, y = load_survival_dataset(DATASET)
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=TEST_FRACTION, random_state=RANDOM_STATE
 )
@@ -100,4 +83,4 @@ fig.savefig("plot_cox_influence.png", dpi=100)
 influence = CoxInfluence(model, method="vif").fit(X_train, y_train)
 for row in (0, 1):
     print(f"\nTest patient {row}:")
-    print(influence.top_influential(X_test.iloc[row], k=5).round(3).to_string(index=False))
+    print(influence.top_influential(X_test[row], k=5).round(3).to_string(index=False))

@@ -5,29 +5,15 @@ import pytest
 import torch
 from torch.func import grad, hessian
 
-from skinfluence.survival import CoxInfluence, CoxRegression, split_survival_frame
+from skinfluence.survival import (
+    CoxInfluence,
+    CoxRegression,
+    load_survival_dataset,
+    split_survival_frame,
+)
 
 sksurv = pytest.importorskip("sksurv")
 lifelines = pytest.importorskip("lifelines")
-
-
-def _standardise(X):
-    X = np.asarray(X, dtype=float)
-    return (X - X.mean(0)) / X.std(0)
-
-
-def _load(name):
-    from sksurv.column import encode_categorical
-
-    if name == "rossi":
-        from lifelines.datasets import load_rossi
-
-        X, y = split_survival_frame(load_rossi(), "week", "arrest")
-        return _standardise(X), y
-    from sksurv import datasets
-
-    X, y = getattr(datasets, f"load_{name}")()
-    return _standardise(encode_categorical(X)), y
 
 
 def _pearson(a, b):
@@ -94,7 +80,7 @@ _THRESHOLDS = {"whas500": 0.96, "gbsg2": 0.99, "rossi": 0.99}
 @pytest.fixture(scope="module", params=sorted(_THRESHOLDS))
 def dataset_effects(request):
     """Removal effects on every row's log relative risk, each method, one dataset."""
-    X, y = _load(request.param)
+    X, y = load_survival_dataset(request.param)
     model = CoxRegression().fit(X, y)
     effects = {
         method: CoxInfluence(model, method=method).fit(X, y).influence(X)
@@ -114,7 +100,7 @@ def test_methods_track_leave_one_out(dataset_effects):
 
 
 def test_penalty_enters_the_influence():
-    X, y = _load("whas500")
+    X, y = load_survival_dataset("whas500")
     X, y = X[:250], y[:250]
     model = CoxRegression(alpha=40.0).fit(X, y)
     truth = CoxInfluence(model, method="loo").fit(X, y).parameter_influence_
@@ -166,7 +152,7 @@ def test_risk_and_loss_targets_against_refits():
 
 
 def test_top_influential_table():
-    X, y = _load("rossi")
+    X, y = load_survival_dataset("rossi")
     inf = CoxInfluence().fit(X, y)
     table = inf.top_influential(X[0], k=5)
     effect = inf.influence(X[:1])[:, 0]
@@ -206,7 +192,7 @@ def test_rows_without_finite_refit_are_flagged():
 def test_sksurv_model_is_used_as_fitted_or_cloned():
     from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-    X, y = _load("gbsg2")
+    X, y = load_survival_dataset("gbsg2")
     reference = CoxInfluence(CoxRegression(alpha=3.0, ties="breslow")).fit(X, y)
     fitted = CoxPHSurvivalAnalysis(alpha=3.0, ties="breslow").fit(X, y)
     unfitted = CoxPHSurvivalAnalysis(alpha=3.0, ties="breslow")
@@ -247,7 +233,7 @@ def test_parameters_are_validated_and_cloneable():
     from sklearn.base import clone
     from sklearn.utils._param_validation import InvalidParameterError
 
-    X, y = _load("rossi")
+    X, y = load_survival_dataset("rossi")
     with pytest.raises(InvalidParameterError, match="method"):
         CoxInfluence(method="exact").fit(X, y)
     params = clone(CoxInfluence(method="newton", n_jobs=2)).get_params()
@@ -256,7 +242,7 @@ def test_parameters_are_validated_and_cloneable():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_matches_cpu():
-    X, y = _load("gbsg2")
+    X, y = load_survival_dataset("gbsg2")
     model = CoxRegression().fit(X, y)
     for method in ("vif", "newton"):
         cpu = CoxInfluence(model, method=method, device="cpu").fit(X, y).influence(X)
