@@ -96,7 +96,8 @@ class Objective:
         """Class log-probabilities, shape (n, n_classes) (classifiers only)."""
         return self._log_proba(self.outputs(theta, X))
 
-    def _row_loss(self, theta, x, y):
+    def row_loss(self, theta, x, y):
+        """Natural loss of one row ``(x, y)`` (no batch dimension): a scalar for torch.func."""
         return self.loss(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
 
     def chunks(self, n, per_row_numbers):
@@ -118,7 +119,7 @@ class Objective:
         theta = self.theta if theta is None else theta
         if self.linear:
             return torch.einsum("nk,nkp->np", self._output_grads(theta, X, y), self.jacobian(X))
-        return vmap(grad(self._row_loss), in_dims=(None, 0, 0))(theta, X, y)
+        return vmap(grad(self.row_loss), in_dims=(None, 0, 0))(theta, X, y)
 
     def train_grads(self, rows):
         """Training gradients ``g_i = row_scale * w_i * grad loss_i`` of rows ``rows`` (a slice)."""
@@ -155,7 +156,7 @@ class Objective:
 
     def mixed_partials(self, X, y):
         """Per-row mixed partials ``d/dx d/dtheta loss``, shape (n, p, d), for one chunk."""
-        dtheta = grad(self._row_loss, argnums=0)
+        dtheta = grad(self.row_loss, argnums=0)
         return vmap(jacrev(dtheta, argnums=1), in_dims=(None, 0, 0))(self.theta, X, y)
 
     def _single_output_loss(self, z, y):

@@ -38,15 +38,9 @@ from torch.func import grad, jacrev, jvp, vmap
 from ..backend.device import as_tensor
 
 
-def _row_loss(objective):
-    def loss(theta, x, y):
-        return objective.loss(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
-    return loss
-
-
 def _mixed_times(objective, X, y, U):
     """``M_i u`` for each row i and each of its vectors ``U[i]`` (m, d): shape (n, m, p)."""
-    dtheta = grad(_row_loss(objective))
+    dtheta = grad(objective.row_loss)
     theta = objective.theta
 
     def one(x, y, u):
@@ -57,7 +51,7 @@ def _mixed_times(objective, X, y, U):
 
 def _times_mixed(objective, X, y, E):
     """``e^T M_i`` for each row i and each of its vectors ``E[i]`` (m, p): shape (n, m, d)."""
-    dtheta = grad(_row_loss(objective))
+    dtheta = grad(objective.row_loss)
     theta = objective.theta
 
     def one(x, y, e):
