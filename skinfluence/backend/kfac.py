@@ -26,7 +26,7 @@ The Hessian of a network's objective ``J = row_scale * sum_i w_i loss_i + penalt
 import warnings
 
 import torch
-from torch.func import functional_call, grad, hessian, vmap
+from torch.func import functional_call, grad
 
 from .solvers import _as_block
 
@@ -132,9 +132,6 @@ class KFACSolver:
         G = [torch.zeros(i.shape[0], i.shape[0], dtype=theta.dtype, device=theta.device)
              for i in self._index]
 
-        def single_loss(z, y):
-            return objective.output_loss(z.unsqueeze(0), y.unsqueeze(0))[0]
-
         total = 0.0
         per_row = sum(i.numel() for i in self._index) + objective.n_outputs ** 2
         for s in objective.chunks(objective.n_rows, per_row):
@@ -148,7 +145,7 @@ class KFACSolver:
                     raise ValueError("The model's outputs differ from its objective's; build "
                                      "the solver from the model the objective was made of.")
                 # output curvature Lambda_i = L_i L_i^T (PSD for the supported losses)
-                lam, W = torch.linalg.eigh(vmap(hessian(single_loss))(Z.detach(), y))
+                lam, W = torch.linalg.eigh(objective.output_curvature(Z.detach(), y))
                 L = W * lam.clamp_min(0).sqrt().unsqueeze(1)  # (n, K, K), columns = factors
                 for k in range(L.shape[2]):
                     B = torch.autograd.grad((Z * L[:, :, k]).sum(), deltas, retain_graph=True)

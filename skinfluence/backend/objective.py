@@ -165,6 +165,10 @@ class Objective:
     def _output_grads(self, theta, X, y):
         return vmap(grad(self._single_output_loss))(self.outputs(theta, X), y)
 
+    def output_curvature(self, Z, y):
+        """``d^2 loss / d outputs^2`` of each row of outputs ``Z``: shape (n, K, K)."""
+        return vmap(hessian(self._single_output_loss))(Z, y)
+
     def output_factors(self, X, y, rows=None):
         """Gauss-Newton factors of one chunk of rows at ``theta``.
 
@@ -184,7 +188,7 @@ class Objective:
             J = vmap(jacrev(single_output), in_dims=(None, 0))(self.theta, X)
         Z = self.outputs(self.theta, X)
         r = vmap(grad(self._single_output_loss))(Z, y)
-        A = vmap(hessian(self._single_output_loss))(Z, y)
+        A = self.output_curvature(Z, y)
         return J, r, A
 
     def hessian(self, data_only=False):
