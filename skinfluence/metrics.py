@@ -38,7 +38,7 @@ def consistency_score(score_runs, top=0.2):
     runs = _check_runs(score_runs)
     if not 0 < top <= 1:
         raise ValueError(f"top={top!r} must be a fraction in (0, 1].")
-    k = max(1, int(round(top * runs.shape[1])))
+    k = max(1, round(top * runs.shape[1]))
     sets = [set(np.argsort(-row, kind="stable")[:k].tolist()) for row in runs]
     return float(np.mean([len(a & b) / len(a | b)
                           for a, b in itertools.combinations(sets, 2)]))

@@ -204,25 +204,31 @@ class TrajectoryInfluence(BaseEstimator):
             total = total + score.detach().cpu().numpy()
         return total / self.n_runs
 
-    def influence(self, X_test, y_test):
-        """Removal effect of each training row on each test row's loss.
+    def influence(self, X_test, y_test, *, target="loss"):
+        """Removal effect of each training row on each test row's loss, or on their mean.
 
         Parameters
         ----------
         X_test : array-like of shape (n_test, n_features)
         y_test : array-like of shape (n_test,)
+        target : {"loss", "mean_loss"}, default="loss"
+            Each test row's loss, or the mean test loss (for f-INE not the mean of the per-row
+            scores: Algorithm 1 then uses the gradient of the mean loss).
 
         Returns
         -------
-        ndarray of shape (n_samples, n_test)
-            Positive: the row helps the test row (TracIn's score, or ``-mu`` for f-INE).
+        ndarray of shape (n_samples, n_test), or (n_samples,) for ``target="mean_loss"``
+            Positive: the row helps (TracIn's score, or ``-mu`` for f-INE).
         """
+        if target not in ("loss", "mean_loss"):
+            raise ValueError(f"target={target!r} is not supported; use 'loss' or 'mean_loss'.")
         check_is_fitted(self)
         X_test, y_test = check_test_data(X_test, y_test, self.n_features_in_)
         if y_test is None:
             raise ValueError("influence needs y_test: the scores are effects on test losses.")
-        score = self._average(Target(self._objective, X_test, y_test, "loss"))
-        return -score if self.method == "fine" else score
+        score = self._average(Target(self._objective, X_test, y_test, target))
+        score = -score if self.method == "fine" else score
+        return score[:, 0] if target == "mean_loss" else score
 
     def self_influence(self):
         """Removal effect of each training row on its own loss.

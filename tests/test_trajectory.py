@@ -29,9 +29,9 @@ class Tiny(torch.nn.Module):
 
 def _tiny_net(**kw):
     # a module class: each training run initialises afresh from its seed
-    params = dict(criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.SGD, lr=0.3,
-                  batch_size=4, max_epochs=5, train_split=None, verbose=0,
-                  iterator_train__shuffle=True)
+    params = {"criterion": torch.nn.CrossEntropyLoss, "optimizer": torch.optim.SGD, "lr": 0.3,
+              "batch_size": 4, "max_epochs": 5, "train_split": None, "verbose": 0,
+              "iterator_train__shuffle": True}
     return NeuralNetClassifier(Tiny, **{**params, **kw})
 
 
@@ -141,20 +141,21 @@ def test_tracin_equals_explicit_sum_over_checkpoints(tiny):
 
 def test_sign_agrees_with_repeated_retraining_on_sgd_logistic(breast_cancer):
     Xtr, Xte, ytr, yte = breast_cancer
-    sgd = SGDClassifier(loss="log_loss", alpha=1e-3, max_iter=15, tol=None)
+    # small constant steps: the SGD noise (~ sqrt(eta)) does not drown the 1/n removal effects
+    sgd = SGDClassifier(loss="log_loss", alpha=1e-3, learning_rate="constant", eta0=0.002,
+                        max_iter=40, tol=None)
     rows = np.random.default_rng(0).choice(len(Xtr), 40, replace=False)
-    truth = repeated_leave_one_out(sgd, Xtr, ytr, Xte, yte, indices=rows, n_repeats=8,
+    truth = repeated_leave_one_out(sgd, Xtr, ytr, Xte, yte, indices=rows, n_repeats=10,
                                    target="mean_loss", random_state=0)
     assert truth.effect.shape == truth.stderr.shape == truth.mu.shape == (40,)
     assert (truth.stderr > 0).all()
+    # measured: Spearman 0.65 (TracIn), 0.65 (f-INE); Definition 2.1's mu 0.98
     for method in ("tracin", "fine"):
-        inf = TrajectoryInfluence(sgd, method=method, n_runs=3, device="cpu",
-                                  random_state=0).fit(Xtr, ytr)
-        estimate = inf.influence(Xte, yte).mean(1)[rows]
+        inf = TrajectoryInfluence(sgd, method=method, device="cpu", random_state=0)
+        estimate = inf.fit(Xtr, ytr).influence(Xte, yte, target="mean_loss")[rows]
         rho, p = spearmanr(truth.effect, estimate)
-        assert rho > 0 and p < 0.01, (method, rho, p)
-    rho, p = spearmanr(truth.effect, truth.mu)
-    assert rho > 0.5, rho
+        assert rho > 0.4 and p < 0.01, (method, rho, p)
+    assert spearmanr(truth.effect, truth.mu)[0] > 0.8
 
 
 def test_gaussian_mu_clipping_is_symmetric_and_null_is_calibrated():
@@ -172,7 +173,7 @@ def test_gaussian_mu_clipping_is_symmetric_and_null_is_calibrated():
     assert null_quantile(30, n_runs=4) < null_quantile(30) * 0.7
 
 
-def test_fine_null_rows_are_rarely_significant(tiny):
+def test_fine_flags_significance_against_the_null_quantile(tiny):
     X, y, _, _ = tiny
     inf = TrajectoryInfluence(_tiny_net(max_epochs=8), method="fine", device="cpu",
                               random_state=0).fit(X, y)
@@ -194,10 +195,13 @@ def test_consistency_and_variation_against_numpy():
 
 
 def test_recorder_every_k_steps_and_record_torch(tiny):
-    X, y, X_test, y_test = tiny
+    X, y, _, _ = tiny
     recorder = TrajectoryRecorder(every=3)
     net = _tiny_net(callbacks=[recorder]).fit(X, y)  # 4 steps per epoch, 20 steps
     assert len(recorder.trajectory_) == 6
+    np.testing.assert_allclose(recorder.trajectory_.learning_rates, 0.3)
+    assert not torch.equal(recorder.trajectory_.thetas[-1], torch.nn.utils.parameters_to_vector(
+        net.module_.parameters()).detach())  # step 18 of 20
     model = TorchModel(torch.nn.Linear(3, 2).double(), loss="cross_entropy")
     trained, traj = record_torch(model, X, y, epochs=4, batch_size=5, lr=0.1, random_state=0)
     assert len(traj) == 4
@@ -209,7 +213,6 @@ def test_recorder_every_k_steps_and_record_torch(tiny):
     assert scores.shape == (len(X), 1) and (scores >= 0).all()
     with pytest.raises(ValueError, match="checkpoints"):
         TrajectoryRecorder(every=0).initialize()
-    del net
 
 
 def test_partial_fit_learning_rates_and_errors(breast_cancer):

@@ -90,11 +90,11 @@ def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeat
     differences = removed - full[None]
     effect = differences.mean(1)
     stderr = differences.std(1, ddof=1) / np.sqrt(n_repeats)
-    full_t = torch.as_tensor(np.broadcast_to(full[None], removed.shape), dtype=torch.float64)
-    removed_t = torch.as_tensor(removed, dtype=torch.float64)
     k, R, m = removed.shape
-    mu = gaussian_mu(full_t.permute(1, 0, 2).reshape(R, -1),
-                     removed_t.permute(1, 0, 2).reshape(R, -1)).reshape(k, m).numpy()
+    with_values = torch.as_tensor(full, dtype=torch.float64)[:, None, :].expand(R, k, m)
+    without_values = torch.as_tensor(removed, dtype=torch.float64).permute(1, 0, 2)
+    mu = gaussian_mu(with_values.reshape(R, -1), without_values.reshape(R, -1))
+    mu = mu.reshape(k, m).numpy()
     if target == "mean_loss":
         effect, stderr, mu = effect[:, 0], stderr[:, 0], mu[:, 0]
     return Bunch(effect=effect, stderr=stderr, mu=mu)

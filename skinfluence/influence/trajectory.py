@@ -2,9 +2,9 @@
 
 Both work on an :class:`~skinfluence.backend.Objective` (for its per-row gradients) and
 :class:`~skinfluence.backend.trajectory.Trajectory` checkpoints. ``tests`` is a
-:class:`~skinfluence.influence.targets.Target` of test rows (loss target), or ``None`` for
-self-influence, where each training row is its own test row. Scores have shape (n, m), or
-(n, 1) for self-influence.
+:class:`~skinfluence.influence.targets.Target` of test rows (``"loss"``: each test row's loss,
+``"mean_loss"``: their mean), or ``None`` for self-influence, where each training row is its own
+test row. Scores have shape (n, m), (n, 1) for a mean loss or self-influence.
 
 Per-row gradients are those of the natural loss at each checkpoint, computed chunk by chunk, and
 optionally projected by a random matrix ``P`` (p, k).
@@ -37,7 +37,10 @@ def _row_chunks(objective, width):
 
 
 def _test_grads(objective, theta, tests, projection):
-    return None if tests is None else _grads(objective, theta, tests.X, tests.y, projection)
+    if tests is None:
+        return None
+    G = _grads(objective, theta, tests.X, tests.y, projection)
+    return G.mean(0, keepdim=True) if tests.kind == "mean_loss" else G
 
 
 def _unit(G):
