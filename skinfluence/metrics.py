@@ -14,6 +14,12 @@ def _check_runs(score_runs):
     return runs
 
 
+def _top_count(top, n):
+    if not 0 < top <= 1:
+        raise ValueError(f"top={top!r} must be a fraction in (0, 1].")
+    return max(1, round(top * n))
+
+
 def consistency_score(score_runs, top=0.2):
     """Mean pairwise Jaccard similarity of the top-scored sets of several runs.
 
@@ -36,20 +42,21 @@ def consistency_score(score_runs, top=0.2):
     0.3333333333333333
     """
     runs = _check_runs(score_runs)
-    if not 0 < top <= 1:
-        raise ValueError(f"top={top!r} must be a fraction in (0, 1].")
-    k = max(1, round(top * runs.shape[1]))
+    k = _top_count(top, runs.shape[1])
     sets = [set(np.argsort(-row, kind="stable")[:k].tolist()) for row in runs]
     return float(np.mean([len(a & b) / len(a | b)
                           for a, b in itertools.combinations(sets, 2)]))
 
 
-def mean_coefficient_of_variation(score_runs):
+def mean_coefficient_of_variation(score_runs, top=None):
     """Average over rows of ``std_i / |mean_i|`` of the scores across runs (f-INE Fig. 8).
 
     Parameters
     ----------
     score_runs : array-like of shape (n_runs, n_samples)
+    top : float in (0, 1], optional
+        Average over the fraction ``top`` of rows with the highest mean score only (the paper
+        reports it for several top fractions); default all rows.
 
     Returns
     -------
@@ -58,5 +65,7 @@ def mean_coefficient_of_variation(score_runs):
     """
     runs = _check_runs(score_runs)
     mean = runs.mean(0)
-    keep = mean != 0
-    return float(np.mean(runs.std(0)[keep] / np.abs(mean[keep])))
+    rows = np.flatnonzero(mean != 0)
+    if top is not None:
+        rows = np.intersect1d(rows, np.argsort(-mean, kind="stable")[:_top_count(top, len(mean))])
+    return float(np.mean(runs.std(0)[rows] / np.abs(mean[rows])))

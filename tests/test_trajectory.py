@@ -190,6 +190,9 @@ def test_consistency_and_variation_against_numpy():
     assert consistency_score(np.tile(runs[:1], (3, 1))) == 1.0
     cv = np.mean(runs.std(0) / np.abs(runs.mean(0)))
     assert mean_coefficient_of_variation(runs) == pytest.approx(cv)
+    best = np.argsort(-runs.mean(0))[:5]
+    cv_top = np.mean(runs[:, best].std(0) / np.abs(runs[:, best].mean(0)))
+    assert mean_coefficient_of_variation(runs, top=0.1) == pytest.approx(cv_top)
     with pytest.raises(ValueError, match="at least two"):
         consistency_score(runs[:1])
 
