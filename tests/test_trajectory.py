@@ -225,6 +225,12 @@ def test_partial_fit_learning_rates_and_errors(breast_cancer):
     inf = TrajectoryInfluence(sgd, random_state=0).fit(Xtr, ytr)
     np.testing.assert_allclose(inf.trajectories_[0].learning_rates, 0.02)
     assert inf.score(Xtr, ytr) > 0.9
+    assert inf.predict_proba(Xtr).shape == (len(Xtr), 2)
+    self_tracin = inf.self_influence()
+    assert self_tracin.shape == (len(Xtr),) and (self_tracin >= 0).all()
+    fine = TrajectoryInfluence(sgd, method="fine", random_state=0).fit(Xtr, ytr)
+    np.testing.assert_array_equal(fine.self_influence(), -fine.mu_)
+    assert fine.null_quantile_ == null_quantile(3)
     optimal = TrajectoryInfluence(clone(sgd).set_params(learning_rate="optimal", alpha=1e-2),
                                   random_state=0).fit(Xtr, ytr)
     rates = optimal.trajectories_[0].learning_rates
