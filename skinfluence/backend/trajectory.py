@@ -127,11 +127,6 @@ class TrajectoryRecorder(Callback):
             self._record(net)
 
 
-def _with_recorder(net, recorder):
-    callbacks = [] if net.callbacks in (None, "disable") else list(net.callbacks)
-    return net.set_params(callbacks=[*callbacks, ("skinfluence_trajectory", recorder)])
-
-
 def record_torch(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer=torch.optim.SGD,
                  checkpoints="epoch", random_state=None):
     """Train a copy of a :class:`TorchModel`'s module by minibatches and record its trajectory.
@@ -231,12 +226,10 @@ def record_partial_fit(estimator, X, y, *, epochs=None, random_state=None):
     trajectory : Trajectory
         One checkpoint per epoch; the learning rate is the mean over the epoch's steps.
     """
-    model = clone(estimator)
+    model = _seeded_clone(estimator, random_state)
     if getattr(model, "average", False):
         raise ValueError(f"{type(model).__name__}(average={model.average!r}) reports averaged "
                          "coefficients, not the SGD iterates; use average=False.")
-    if random_state is not None and "random_state" in model.get_params():
-        model.set_params(random_state=random_state)
     kwargs = {"classes": np.unique(y)} if is_classifier(model) else {}
     thetas, rates = [], []
     for _ in range(epochs or model.max_iter):
@@ -248,12 +241,15 @@ def record_partial_fit(estimator, X, y, *, epochs=None, random_state=None):
     return model, Trajectory(torch.stack(thetas), rates)
 
 
-def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
-    """Fit a clone of ``estimator`` with a seed and record its trajectory.
+#: Name of the recorder among a skorch net's callbacks.
+RECORDER = "skinfluence_trajectory"
 
-    skorch nets get a :class:`TrajectoryRecorder` (the seed sets torch's generator, hence the
-    initialisation and minibatch order, without touching the caller's generator state); other
-    estimators must have ``partial_fit`` (one checkpoint per epoch).
+
+def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
+    """Fit a clone of ``estimator`` with a seed (:func:`seeded_fit`) and record its trajectory.
+
+    skorch nets get a :class:`TrajectoryRecorder`; other estimators must have ``partial_fit``
+    (one checkpoint per epoch).
 
     Returns
     -------
@@ -262,13 +258,11 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
     """
     every = check_checkpoints(checkpoints)
     if isinstance(estimator, NeuralNet):
-        recorder = TrajectoryRecorder(every=every)
-        net = _with_recorder(clone(estimator), recorder)
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            net.fit(X, y)
-        return net, recorder.trajectory_
+        callbacks = [] if estimator.callbacks in (None, "disable") else list(estimator.callbacks)
+        net = clone(estimator).set_params(
+            callbacks=[*callbacks, (RECORDER, TrajectoryRecorder(every=every))])
+        net = seeded_fit(net, X, y, seed)
+        return net, dict(net.callbacks_)[RECORDER].trajectory_
     if hasattr(estimator, "partial_fit"):
         if every != "epoch":
             raise ValueError(f"{type(estimator).__name__} is trained by partial_fit, one epoch "
@@ -279,19 +273,27 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
                     "(SGDClassifier, SGDRegressor).")
 
 
+def _seeded_clone(estimator, seed):
+    model = clone(estimator)
+    if seed is not None and not isinstance(model, NeuralNet) \
+            and "random_state" in model.get_params():
+        model.set_params(random_state=seed)
+    return model
+
+
 def seeded_fit(estimator, X, y, seed):
     """Fit a clone of ``estimator`` whose training randomness is set by ``seed``.
 
-    skorch nets: torch's generator (in a forked state); others: ``random_state``.
+    skorch nets: torch's generator, in a forked state so that the caller's generator is left
+    as it was (the seed sets initialisation and minibatch order); others: ``random_state``.
     """
-    model = clone(estimator)
-    if isinstance(model, NeuralNet):
-        with torch.random.fork_rng(devices=[]):
+    model = _seeded_clone(estimator, seed)
+    if not isinstance(model, NeuralNet):
+        return model.fit(X, y)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
             torch.manual_seed(seed)
-            return model.fit(X, y)
-    if "random_state" in model.get_params():
-        model.set_params(random_state=seed)
-    return model.fit(X, y)
+        return model.fit(X, y)
 
 
 def random_projection(n_params, dim, seed, device, dtype):
