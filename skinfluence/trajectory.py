@@ -62,6 +62,10 @@ class TrajectoryInfluence(BaseEstimator):
     batch_size : int, optional
         Batch size B of f-INE's Algorithm 1; default the net's ``batch_size`` (all rows for -1),
         else 32.
+    twin_gradients : {"test", "all"}, default="test"
+        f-INE: the auxiliary twin supplies the test gradient of ``O_hat`` (Algorithm 1, line 20
+        as printed), or its row gradients too (line 13). Line 20 measured better (see
+        :func:`skinfluence.influence.trajectory.fine_signals`).
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where gradients are computed.
     random_state : int, RandomState instance or None, default=None
@@ -112,14 +116,15 @@ class TrajectoryInfluence(BaseEstimator):
         "projection_dim": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "similarity": [StrOptions({"dot", "cosine"})],
         "batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "twin_gradients": [StrOptions({"test", "all"})],
         "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
     def __init__(self, estimator, *, method="tracin", checkpoints="epoch", n_runs=1,
-                 projection_dim=None, similarity="dot", batch_size=None, device="auto",
-                 random_state=None, verbose=0):
+                 projection_dim=None, similarity="dot", batch_size=None, twin_gradients="test",
+                 device="auto", random_state=None, verbose=0):
         self.estimator = estimator
         self.method = method
         self.checkpoints = checkpoints
@@ -127,6 +132,7 @@ class TrajectoryInfluence(BaseEstimator):
         self.projection_dim = projection_dim
         self.similarity = similarity
         self.batch_size = batch_size
+        self.twin_gradients = twin_gradients
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -200,7 +206,7 @@ class TrajectoryInfluence(BaseEstimator):
             else:
                 score = fine(objective, self.trajectories_[run],
                              self.auxiliary_trajectories_[run], self.batches_[run], tests,
-                             projection=projection)
+                             twin_gradients=self.twin_gradients, projection=projection)
             total = total + score.detach().cpu().numpy()
         return total / self.n_runs
 

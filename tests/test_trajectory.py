@@ -69,44 +69,50 @@ def _explicit_mu(O, O_prime):
     return best
 
 
-def _explicit_fine(inf, X, y, pairs):
-    """Algorithm 1 for each (row i, test row) pair (S = {i}), then Algorithm 2: the paper's -mu."""
+def _explicit_fine(inf, X, y, pairs, twin_gradients):
+    """Algorithm 1 for each (row i, test row) pair (S = {i}), then Algorithm 2: the paper's -mu.
+
+    ``O_hat`` pairs the twin's test gradient with the main run's row gradients (line 20,
+    ``"test"``) or with the twin's (line 13, ``"all"``).
+    """
     main, aux = inf.trajectories_[0], inf.auxiliary_trajectories_[0]
     net = clone(inf.estimator_).initialize().module_
+    # every row's gradient at every checkpoint of both runs, by plain autograd
+    rows = [[_explicit_grad(net, theta, x, t) for x, t in zip(X, y)] for theta in main.thetas]
+    rows_hat = [[_explicit_grad(net, theta, x, t) for x, t in zip(X, y)] for theta in aux.thetas]
     out = []
     for i, (x_test, y_test) in pairs:
         O, O_prime, O_hat = [], [], []
-        for theta, theta_hat, (b, b_prime) in zip(main.thetas, aux.thetas, inf.batches_[0]):
+        for t, (b, b_prime) in enumerate(inf.batches_[0]):
             B = len(b) - 1
             batch = [j for j in b if j != i][:B] + [i]                  # B_t u S
             batch_prime = [j for j in b_prime if j != i][:B]            # B'_t
-            g_test = _explicit_grad(net, theta, x_test, y_test)
-            g_test_hat = _explicit_grad(net, theta_hat, x_test, y_test)
-            O.append(np.mean([float(g_test @ _explicit_grad(net, theta, X[j], y[j]))
-                              for j in batch]))
-            O_prime.append(np.mean([float(g_test @ _explicit_grad(net, theta, X[j], y[j]))
-                                    for j in batch_prime]))
-            O_hat.append(np.mean([float(g_test_hat @ _explicit_grad(net, theta_hat, X[j], y[j]))
-                                  for j in batch]))
+            g_test = _explicit_grad(net, main.thetas[t], x_test, y_test)
+            g_test_hat = _explicit_grad(net, aux.thetas[t], x_test, y_test)
+            hat_rows = rows[t] if twin_gradients == "test" else rows_hat[t]
+            O.append(np.mean([float(g_test @ rows[t][j]) for j in batch]))
+            O_prime.append(np.mean([float(g_test @ rows[t][j]) for j in batch_prime]))
+            O_hat.append(np.mean([float(g_test_hat @ hat_rows[j]) for j in batch]))
         O_tilde = np.subtract(O, O_hat)
         O_tilde_prime = np.subtract(O_prime, O_hat)
         out.append(-_explicit_mu(O_tilde, O_tilde_prime))
     return np.array(out)
 
 
-def test_fine_equals_explicit_loop_of_algorithms_1_and_2(tiny):
+@pytest.mark.parametrize("twin_gradients", ["test", "all"])
+def test_fine_equals_explicit_loop_of_algorithms_1_and_2(tiny, twin_gradients):
     X, y, X_test, y_test = tiny
     net = _tiny_net()
-    inf = TrajectoryInfluence(net, method="fine", batch_size=3, device="cpu",
-                              random_state=0).fit(X, y)
+    inf = TrajectoryInfluence(net, method="fine", batch_size=3, twin_gradients=twin_gradients,
+                              device="cpu", random_state=0).fit(X, y)
     assert len(inf.trajectories_[0]) == 5
     assert not np.allclose(inf.trajectories_[0].thetas, inf.auxiliary_trajectories_[0].thetas)
     ours = inf.influence(X_test, y_test)
     pairs = list(itertools.product(range(len(X)), zip(X_test, y_test)))
-    explicit = _explicit_fine(inf, X, y, pairs).reshape(ours.shape)
+    explicit = _explicit_fine(inf, X, y, pairs, twin_gradients).reshape(ours.shape)
     np.testing.assert_allclose(ours, explicit, atol=1e-10)
     assert len(np.unique(np.round(ours, 8))) > 3
-    own = _explicit_fine(inf, X, y, [(i, (X[i], y[i])) for i in range(len(X))])
+    own = _explicit_fine(inf, X, y, [(i, (X[i], y[i])) for i in range(len(X))], twin_gradients)
     np.testing.assert_allclose(inf.self_influence(), own, atol=1e-10)
     np.testing.assert_allclose(inf.mu_, -own, atol=1e-10)
 
