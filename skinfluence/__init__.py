@@ -26,6 +26,8 @@ _PUBLIC = {
     "leave_one_task_out": "skinfluence.multitask",
     "CoxInfluence": "skinfluence.survival",
     "CoxRegression": "skinfluence.survival",
+    "TrajectoryInfluence": "skinfluence.trajectory",
+    "repeated_leave_one_out": "skinfluence.influence.repeated_loo",
 }
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "MultitaskRidge",
     "SharedBottomNetwork",
     "TorchModel",
+    "TrajectoryInfluence",
     "active_learning_curve",
     "influence",
     "influence_value",
@@ -44,6 +47,7 @@ __all__ = [
     "leave_one_task_out",
     "make_objective",
     "register_adapter",
+    "repeated_leave_one_out",
     "self_influence",
     "versatile_influence",
 ]

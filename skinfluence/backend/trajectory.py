@@ -1,0 +1,304 @@
+"""Training trajectories: parameter checkpoints and learning rates recorded while a model trains.
+
+TracIn and f-INE read how a model moved during training, not only where it stopped. A
+:class:`Trajectory` keeps one flattened parameter vector per checkpoint, in the layout of the
+model's :class:`~skinfluence.backend.Objective` (``theta``), and the learning rate in effect at
+that checkpoint. Per-row gradients are recomputed from the checkpoints when they are needed, so
+memory stays ``O(T p)`` for ``T`` checkpoints of ``p`` parameters, never ``O(T n p)``.
+
+Three ways to record:
+
+* skorch nets: the :class:`TrajectoryRecorder` callback (any optimizer, minibatches), at epoch
+  ends or every ``k`` optimizer steps; the learning rate is the optimizer's ``lr`` (for Adam the
+  base rate, not the per-coordinate adaptive step).
+* plain torch modules: :func:`record_torch` trains a :class:`TorchModel` by minibatch SGD (or
+  another ``torch.optim`` optimizer) and records.
+* scikit-learn models with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``):
+  :func:`record_partial_fit` runs one epoch per call and reads the learning rate from the
+  estimator's schedule.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import clone, is_classifier
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+from .registry import make_objective
+from .torch_models import LOSSES, TorchModel
+
+
+class Trajectory:
+    """Parameter checkpoints of one training run and the learning rate at each.
+
+    Parameters
+    ----------
+    thetas : torch.Tensor of shape (T, p)
+        Flattened parameters at each checkpoint, in the layout of the model's objective.
+    learning_rates : ndarray of shape (T,)
+        Effective learning rate of the steps that led to each checkpoint.
+    """
+
+    def __init__(self, thetas, learning_rates):
+        self.thetas = thetas
+        self.learning_rates = np.asarray(learning_rates, dtype=float)
+
+    def __len__(self):
+        return len(self.learning_rates)
+
+    def __iter__(self):
+        return zip(self.thetas, self.learning_rates)
+
+
+def check_checkpoints(checkpoints):
+    """``"epoch"`` or a positive number of optimizer steps between checkpoints."""
+    if checkpoints == "epoch":
+        return checkpoints
+    if isinstance(checkpoints, numbers.Integral) and not isinstance(checkpoints, bool) \
+            and checkpoints > 0:
+        return int(checkpoints)
+    raise ValueError(f"checkpoints={checkpoints!r} is not supported; use 'epoch' or a positive "
+                     "number of optimizer steps between checkpoints.")
+
+
+def _flat_parameters(module):
+    # the order of Objective.theta: named_parameters() that require gradients
+    return torch.cat([p.detach().reshape(-1).cpu().clone()
+                      for p in module.parameters() if p.requires_grad])
+
+
+class TrajectoryRecorder(Callback):
+    """skorch callback recording parameter checkpoints and learning rates during ``fit``.
+
+    Parameters
+    ----------
+    every : "epoch" or int, default="epoch"
+        Record at the end of each epoch, or after every ``every`` optimizer steps.
+
+    Attributes
+    ----------
+    trajectory_ : Trajectory
+        The checkpoints recorded since the net was last initialised.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skinfluence.backend.trajectory import TrajectoryRecorder
+    >>> X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> recorder = TrajectoryRecorder()
+    >>> net = NeuralNetClassifier(torch.nn.Linear(3, 2), criterion=torch.nn.CrossEntropyLoss,
+    ...                           max_epochs=3, train_split=None, verbose=0,
+    ...                           callbacks=[recorder]).fit(X, y)
+    >>> len(recorder.trajectory_)
+    3
+    """
+
+    def __init__(self, every="epoch"):
+        self.every = every
+
+    def initialize(self):
+        check_checkpoints(self.every)
+        # trailing underscores: skorch's get_params leaves these out (clone-safe)
+        self.checkpoints_, self.learning_rates_, self.steps_ = [], [], 0
+        return self
+
+    @property
+    def trajectory_(self):
+        return Trajectory(torch.stack(self.checkpoints_), self.learning_rates_)
+
+    def _record(self, net):
+        self.checkpoints_.append(_flat_parameters(net.module_))
+        self.learning_rates_.append(float(net.optimizer_.param_groups[0]["lr"]))
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training or self.every == "epoch":
+            return
+        self.steps_ += 1
+        if self.steps_ % self.every == 0:
+            self._record(net)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.every == "epoch":
+            self._record(net)
+
+
+def record_torch(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer=torch.optim.SGD,
+                 checkpoints="epoch", random_state=None):
+    """Train a copy of a :class:`TorchModel`'s module by minibatches and record its trajectory.
+
+    The training objective is the model's: the mean of its per-row ``loss`` over each minibatch,
+    with the optimizer's ``weight_decay`` set to ``model.weight_decay``.
+
+    Parameters
+    ----------
+    model : TorchModel
+        Its module gives the initial parameters; it is copied, never modified.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        Class indices for classification losses.
+    epochs : int, default=10
+    batch_size : int, default=32
+    lr : float, default=0.01
+    optimizer : torch.optim.Optimizer class, default=torch.optim.SGD
+    checkpoints : "epoch" or int, default="epoch"
+        Record at epoch ends or every ``checkpoints`` optimizer steps.
+    random_state : int, optional
+        Seeds the minibatch order.
+
+    Returns
+    -------
+    trained : TorchModel
+        The trained copy (same loss, weight decay and ``params``).
+    trajectory : Trajectory
+    """
+    every = check_checkpoints(checkpoints)
+    if not isinstance(model, TorchModel):
+        raise TypeError(f"record_torch needs a skinfluence.TorchModel, got {type(model).__name__}.")
+    output_loss = LOSSES[model.loss][0]
+    module = copy.deepcopy(model.module).train()
+    dtype = next(module.parameters()).dtype
+    X = torch.as_tensor(np.asarray(X), dtype=dtype)
+    y = torch.as_tensor(np.asarray(y), dtype=dtype)
+    opt = optimizer([p for p in module.parameters() if p.requires_grad], lr=lr,
+                    weight_decay=model.weight_decay)
+    generator = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
+    thetas, rates, steps = [], [], 0
+    for _ in range(epochs):
+        for rows in torch.randperm(len(X), generator=generator).split(batch_size):
+            opt.zero_grad()
+            output_loss(module(X[rows]).reshape(len(rows), -1), y[rows]).mean().backward()
+            opt.step()
+            steps += 1
+            if every != "epoch" and steps % every == 0:
+                thetas.append(_flat_parameters(module))
+                rates.append(opt.param_groups[0]["lr"])
+        if every == "epoch":
+            thetas.append(_flat_parameters(module))
+            rates.append(opt.param_groups[0]["lr"])
+    trained = TorchModel(module.eval(), loss=model.loss, weight_decay=model.weight_decay,
+                         params=model.params)
+    return trained, Trajectory(torch.stack(thetas), rates)
+
+
+def sgd_learning_rates(model, steps):
+    """Learning rate of a scikit-learn SGD model at each step counter ``t`` in ``steps``.
+
+    Follows the schedules of scikit-learn's ``_plain_sgd``: ``"constant"`` and ``"adaptive"``
+    (one epoch per ``partial_fit`` never triggers the adaptive decrease) use ``eta0``;
+    ``"invscaling"`` ``eta0 / t^power_t``; ``"optimal"`` ``1 / (alpha (t0 + t - 1))`` with
+    ``t0 = 1 / (alpha^(3/4))`` for the log and squared losses.
+    """
+    steps = np.asarray(steps, dtype=float)
+    schedule = model.learning_rate
+    if schedule in ("constant", "adaptive"):
+        return np.full_like(steps, model.eta0)
+    if schedule == "invscaling":
+        return model.eta0 / steps ** model.power_t
+    if schedule == "optimal":
+        typical_weight = np.sqrt(1.0 / np.sqrt(model.alpha))
+        t0 = 1.0 / (typical_weight * model.alpha)
+        return 1.0 / (model.alpha * (t0 + steps - 1))
+    raise ValueError(f"learning_rate={schedule!r} has a per-row step size; record trajectories "
+                     "with 'constant', 'optimal', 'invscaling' or 'adaptive'.")
+
+
+def record_partial_fit(estimator, X, y, *, epochs=None, random_state=None):
+    """Train a clone of a ``partial_fit`` estimator epoch by epoch and record its trajectory.
+
+    Parameters
+    ----------
+    estimator : SGDClassifier or SGDRegressor (unfitted or fitted; it is cloned)
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    epochs : int, optional
+        Default: the estimator's ``max_iter``.
+    random_state : int, optional
+        Sets the clone's ``random_state`` (the shuffling of each epoch).
+
+    Returns
+    -------
+    trained : estimator
+    trajectory : Trajectory
+        One checkpoint per epoch; the learning rate is the mean over the epoch's steps.
+    """
+    model = _seeded_clone(estimator, random_state)
+    if getattr(model, "average", False):
+        raise ValueError(f"{type(model).__name__}(average={model.average!r}) reports averaged "
+                         "coefficients, not the SGD iterates; use average=False.")
+    kwargs = {"classes": np.unique(y)} if is_classifier(model) else {}
+    thetas, rates = [], []
+    for _ in range(epochs or model.max_iter):
+        start = getattr(model, "t_", 1.0)
+        model.partial_fit(X, y, **kwargs)
+        rates.append(sgd_learning_rates(model, np.arange(start, model.t_)).mean())
+        objective = make_objective(model, X, y, device="cpu", check_convergence=False)
+        thetas.append(objective.theta.clone())
+    return model, Trajectory(torch.stack(thetas), rates)
+
+
+#: Name of the recorder among a skorch net's callbacks.
+RECORDER = "skinfluence_trajectory"
+
+
+def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
+    """Fit a clone of ``estimator`` with a seed (:func:`seeded_fit`) and record its trajectory.
+
+    skorch nets get a :class:`TrajectoryRecorder`; other estimators must have ``partial_fit``
+    (one checkpoint per epoch).
+
+    Returns
+    -------
+    trained : estimator
+    trajectory : Trajectory
+    """
+    every = check_checkpoints(checkpoints)
+    if isinstance(estimator, NeuralNet):
+        callbacks = [] if estimator.callbacks in (None, "disable") else list(estimator.callbacks)
+        net = clone(estimator).set_params(
+            callbacks=[*callbacks, (RECORDER, TrajectoryRecorder(every=every))])
+        net = seeded_fit(net, X, y, seed)
+        return net, dict(net.callbacks_)[RECORDER].trajectory_
+    if hasattr(estimator, "partial_fit"):
+        if every != "epoch":
+            raise ValueError(f"{type(estimator).__name__} is trained by partial_fit, one epoch "
+                             "per call: use checkpoints='epoch'.")
+        return record_partial_fit(estimator, X, y, random_state=seed)
+    raise TypeError(f"{type(estimator).__name__} cannot be trained step by step; training "
+                    "trajectories need a skorch net or an estimator with partial_fit "
+                    "(SGDClassifier, SGDRegressor).")
+
+
+def _seeded_clone(estimator, seed):
+    model = clone(estimator)
+    if seed is not None and not isinstance(model, NeuralNet) \
+            and "random_state" in model.get_params():
+        model.set_params(random_state=seed)
+    return model
+
+
+def seeded_fit(estimator, X, y, seed):
+    """Fit a clone of ``estimator`` whose training randomness is set by ``seed``.
+
+    skorch nets: torch's generator, in a forked state so that the caller's generator is left
+    as it was (the seed sets initialisation and minibatch order); others: ``random_state``.
+    """
+    model = _seeded_clone(estimator, seed)
+    if not isinstance(model, NeuralNet):
+        return model.fit(X, y)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return model.fit(X, y)
+
+
+def random_projection(n_params, dim, seed, device, dtype):
+    """Gaussian matrix ``(n_params, dim)`` with entries ``N(0, 1/dim)``: preserves inner products
+    in expectation (TracInRP, LESS, TRAK)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    P = torch.randn(n_params, dim, generator=generator, dtype=torch.float64) / np.sqrt(dim)
+    return P.to(device=device, dtype=dtype)
