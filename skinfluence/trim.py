@@ -196,10 +196,15 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
 def count_suspicious(estimator, X, y, sample_weight=None, **options):
     """Estimated number of corrupted rows of ``(X, y)``, from leave-one-out predictions.
 
-    Classifiers: the confident-learning count of mislabelled rows from each row's
-    leave-one-out class probabilities (:func:`~skinfluence.influence.noise_count.
+    Classifiers: the confident-learning count of mislabelled rows carrying each label, from each
+    row's leave-one-out class probabilities (:func:`~skinfluence.influence.noise_count.
     count_label_issues`); regressors: rows whose leave-one-out residual is an outlier
     (:func:`~skinfluence.influence.noise_count.count_outliers`).
+
+    Returns
+    -------
+    ndarray of int
+        One count per class (in the order of ``np.unique(y)``), or a single count.
     """
     split = _Split(estimator, X, y, sample_weight, np.arange(len(X)), np.arange(0), options)
     objective = split.objective
@@ -207,23 +212,39 @@ def count_suspicious(estimator, X, y, sample_weight=None, **options):
         proba = np.exp(_numpy(loo_log_proba(objective, split.curvature)))
         return count_label_issues(proba, _numpy(objective.y).astype(int))
     residuals = _numpy(objective.y) - _numpy(loo_outputs(objective, split.curvature))[:, 0]
-    return count_outliers(residuals)
+    return np.array([count_outliers(residuals)])
 
 
 def select_rows(scores, n_remove, y=None, clip=False):
-    """The ``n_remove`` most suspicious rows, most suspicious first.
+    """The most suspicious rows, most suspicious first.
 
-    Rows with a NaN score are never removed; with class labels ``y``, neither is the least
-    suspicious scored row of each class, so that every class keeps at least one row. When
-    fewer rows can be removed, ``clip=True`` removes them all, otherwise a ValueError is raised.
+    Parameters
+    ----------
+    scores : ndarray of shape (n_samples,)
+        Suspiciousness; rows with a NaN score are never removed.
+    n_remove : int or ndarray of int
+        How many rows to remove, or (with ``y``) how many of each class, in the order of
+        ``np.unique(y)`` (each clipped to what its class can lose).
+    y : ndarray of shape (n_samples,), optional
+        Class labels: the least suspicious scored row of each class is never removed, so that
+        every class keeps at least one row.
+    clip : bool, default=False
+        When fewer rows can be removed, remove them all instead of raising a ValueError.
     """
     scored = np.flatnonzero(~np.isnan(scores))
     order = scored[np.argsort(-scores[scored], kind="stable")]
     if y is not None:
-        protected = np.zeros(len(order), dtype=bool)
-        for label in np.unique(y[order]):
-            protected[np.flatnonzero(y[order] == label)[-1]] = True
-        order = order[~protected]
+        classes, position = np.unique(y[order], return_inverse=True)
+        rank = np.empty(len(order), dtype=int)  # position of each row within its class
+        for k in range(len(classes)):
+            members = np.flatnonzero(position == k)
+            rank[members] = np.arange(len(members))
+        limit = np.bincount(position) - 1
+        if np.ndim(n_remove) > 0:  # per-class counts, each clipped to what the class can lose
+            wanted = np.asarray(n_remove)[np.searchsorted(np.unique(y), classes)]
+            limit = np.minimum(limit, wanted)
+            n_remove = int(limit.sum())
+        order = order[rank < limit[position]]
     if n_remove > len(order) and not clip:
         raise ValueError(
             f"the budget asks to remove {n_remove} rows but only {len(order)} can be removed "
@@ -242,51 +263,61 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                 verbose=0, **options):
     """``budget="auto"``: the estimated number of corrupted rows, unless trimming hurts.
 
-    The count is :func:`count_suspicious`. The same rule (count, then remove that many of the
-    method's most suspicious rows) is cross-fitted over the folds of ``cv``: on each fold's
-    training part it is applied and the trimmed and untrimmed models are scored (the
-    estimator's ``score``) on the held-out part. The budget is 0 unless the count is positive
-    on every fold (a count that vanishes on some fold is consistent with clean data) and the
-    trimmed models score higher on average.
+    The count is :func:`count_suspicious`; a classifier loses, in each class, as many of its
+    most suspicious rows (by ``method``) as that class is estimated to hold mislabelled rows
+    (confident learning's pruning by noise rate). The same rule is cross-fitted over the folds
+    of ``cv``: it is applied to each fold's training part and the trimmed and untrimmed models
+    are scored (the estimator's ``score``) on the held-out part. The budget is 0 unless the
+    count is positive on every fold (a count that vanishes on some fold is consistent with
+    clean data) and the trimmed models score higher on average.
 
     Returns
     -------
-    budget : int
+    budget : int or ndarray of int
+        0, or the rows to remove (of each class, in the order of ``np.unique(y)``).
     evidence : dict
-        ``"count"``: the estimated number of corrupted rows; ``"fold_counts"``: the count on
-        each fold's training part; ``"gain"``: the held-out score of trimmed minus untrimmed
-        models, averaged over rows.
+        ``"count"``: the estimated number of corrupted rows; ``"class_counts"``: of each class
+        (classifiers); ``"fold_counts"``: the count on each fold's training part;
+        ``"fold_gains"`` and ``"gain"``: the held-out score of the trimmed minus the untrimmed
+        model on each fold, and their average weighted by fold size.
     """
     rng = check_random_state(random_state)
     classifier = is_classifier(estimator)
-    labels = y if classifier else None
-    count = count_suspicious(estimator, X, y, sample_weight, **options)
-    evidence = {"count": count, "fold_counts": [], "gain": 0.0}
-    if count == 0:
+
+    def removal(X, y, sample_weight):
+        counts = count_suspicious(estimator, X, y, sample_weight, **options)
+        return counts if classifier else int(counts.sum())
+
+    budget = removal(X, y, sample_weight)
+    evidence = {"count": int(np.sum(budget)), "fold_counts": [], "fold_gains": [], "gain": 0.0}
+    if classifier:
+        evidence["class_counts"] = budget.tolist()
+    if evidence["count"] == 0:
         return 0, evidence
     folds = _shuffled_folds(cv, y, classifier, rng.randint(2**31 - 1)).split(X, y)
-    gain = 0.0
+    sizes = []
     for train, test in tqdm(list(folds), desc="auto budget", disable=not verbose):
         sw = None if sample_weight is None else sample_weight[train]
         scores = trim_scores(estimator, X[train], y[train], sw, X_val, y_val, method=method,
                              validation_fraction=validation_fraction,
                              random_state=rng.randint(2**31 - 1), **options)
-        n_remove = count_suspicious(estimator, X[train], y[train], sw, **options)
-        evidence["fold_counts"].append(n_remove)
-        if n_remove == 0:
+        n_remove = removal(X[train], y[train], sw)
+        evidence["fold_counts"].append(int(np.sum(n_remove)))
+        if evidence["fold_counts"][-1] == 0:
             break
         keep = np.ones(len(train), dtype=bool)
-        keep[select_rows(scores, n_remove, None if labels is None else labels[train],
-                         clip=True)] = False
+        keep[select_rows(scores, n_remove, y[train] if classifier else None, clip=True)] = False
         test_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[test]}
         trimmed = _fit_kept(estimator, X[train], y[train], sw, keep)
         plain = _fit_kept(estimator, X[train], y[train], sw, np.ones(len(train), dtype=bool))
-        gain += len(test) * (trimmed.score(X[test], y[test], **test_kwargs)
-                             - plain.score(X[test], y[test], **test_kwargs))
-    evidence["gain"] = gain / len(X)
+        evidence["fold_gains"].append(trimmed.score(X[test], y[test], **test_kwargs)
+                                      - plain.score(X[test], y[test], **test_kwargs))
+        sizes.append(len(test))
+    if sizes:
+        evidence["gain"] = float(np.average(evidence["fold_gains"], weights=sizes))
     # trim when the count reproduces on every fold and the trimmed models score higher
     helps = min(evidence["fold_counts"]) > 0 and evidence["gain"] > 0
-    return (count if helps else 0), evidence
+    return (budget if helps else 0), evidence
 
 
 def _estimator_has(attr):

@@ -6,7 +6,7 @@ labelled j (its mean self-confidence); row i is *confidently* of class ``j*``, t
 class among those whose probability reaches their threshold (none: the row is not counted).
 Counting rows by (given label, confident class) gives the confident joint ``C``; each of its rows
 is rescaled to the number of rows carrying that label (calibration), and the off-diagonal mass
-is the estimated number of mislabelled rows.
+is the estimated number of mislabelled rows carrying that label.
 """
 
 import numpy as np
@@ -45,7 +45,8 @@ def confident_joint(proba, labels):
 
 
 def count_label_issues(proba, labels):
-    """Estimated number of mislabelled rows: the calibrated confident joint's off-diagonal mass.
+    """Estimated mislabelled rows carrying each label: the calibrated confident joint's
+    off-diagonal mass, row by row.
 
     Parameters
     ----------
@@ -56,13 +57,14 @@ def count_label_issues(proba, labels):
 
     Returns
     -------
-    int
+    ndarray of int, shape (n_classes,)
+        Entry k: how many of the rows labelled k are estimated to be mislabelled.
     """
     joint = confident_joint(proba, labels).astype(float)
     carried = np.bincount(labels, minlength=proba.shape[1])
     totals = joint.sum(1)
     kept = np.divide(np.diag(joint), totals, out=np.ones_like(totals), where=totals > 0)
-    return int(np.round(((1 - kept) * carried).sum()))
+    return np.round((1 - kept) * carried).astype(int)
 
 
 def count_outliers(residuals, z=OUTLIER_Z):
