@@ -218,6 +218,17 @@ def main():
                                for k in ("auto", "CleanLearning", "flips"))
             print(f"| {name} | " + " | ".join(f"{a:.2f}" for a in acc) + f" | {removed} |")
         print("| **mean** | " + " | ".join(f"{a:.2f}" for a in np.mean(means, 0)) + " | |\n")
+    print("Per noise kind: default minus untrimmed / default minus CleanLearning (points)\n")
+    print("| dataset | " + " | ".join(KINDS + ("none",)) + " |")
+    print("|---|" + "---|" * (len(KINDS) + 1))
+    for name in names:
+        diffs = []
+        for kind in KINDS + ("none",):
+            acc = {c: 100 * np.mean([r[1][c] for r in results[name, kind]]) for c in columns}
+            diffs.append(f"{acc['default (auto)'] - acc['untrimmed']:+.2f} / "
+                         f"{acc['default (auto)'] - acc['CleanLearning']:+.2f}")
+        print(f"| {name} | " + " | ".join(diffs) + " |")
+    print()
     if not args.quick:
         cells = [mlp_cell(seed) for seed in seeds]
         print(f"skorch MLP on breast_cancer, {NOISE:.0%} uniform noise, {len(seeds)} seeds: "
