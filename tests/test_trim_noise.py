@@ -1,0 +1,197 @@
+"""Label-noise trimming: own losses, the confident-learning count, budget="auto", routing."""
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence.backend import make_objective, make_solver
+from skinfluence.influence.noise_count import confident_joint, count_label_issues
+from skinfluence.influence.own_loss import loo_log_proba, loo_losses, own_losses
+from skinfluence.trim import InfluenceTrimmer, select_rows
+
+MODEL = LogisticRegression(solver="newton-cholesky", tol=1e-10)
+
+
+def _cancer(seed, noise=0.0, n_features=30):
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X[:, :n_features], y, test_size=0.3,
+                                                        stratify=y, random_state=seed)
+    scaler = StandardScaler().fit(X_train)
+    flipped = np.random.default_rng(seed).random(len(y_train)) < noise
+    return (scaler.transform(X_train), np.where(flipped, 1 - y_train, y_train), flipped,
+            scaler.transform(X_test), y_test)
+
+
+def test_ridge_loo_loss_is_the_exact_leave_one_out_residual():
+    X, y = load_diabetes(return_X_y=True)
+    alpha = 0.5
+    model = Ridge(alpha=alpha).fit(X, y)
+    objective = make_objective(model, X, y)
+    # plain numpy: hat matrix of ridge with an unpenalised intercept
+    Xt = np.hstack([X, np.ones((len(X), 1))])
+    penalty = alpha * np.diag(np.r_[np.ones(X.shape[1]), 0.0])
+    hat = np.einsum("ij,ji->i", Xt, np.linalg.solve(Xt.T @ Xt + penalty, Xt.T))
+    residual = y - model.predict(X)
+    np.testing.assert_allclose(own_losses(objective).numpy(), residual**2, rtol=1e-10)
+    np.testing.assert_allclose(loo_losses(objective, make_solver(objective)).numpy(),
+                               (residual / (1 - hat)) ** 2, rtol=1e-8)
+
+
+def test_logistic_loo_loss_tracks_explicit_refits():
+    X, y, _, _, _ = _cancer(0, noise=0.15, n_features=8)
+    X, y = X[:120], y[:120]
+    model = clone(MODEL).fit(X, y)
+    objective = make_objective(model, X, y)
+    estimate = loo_losses(objective, make_solver(objective)).numpy()
+    truth = np.empty(len(X))
+    for i in range(len(X)):
+        keep = np.arange(len(X)) != i
+        refit = clone(MODEL).fit(X[keep], y[keep])
+        truth[i] = -np.log(refit.predict_proba(X[i:i + 1])[0, y[i]])
+    in_sample = -np.log(model.predict_proba(X)[np.arange(len(X)), y])
+    np.testing.assert_allclose(own_losses(objective).numpy(), in_sample, rtol=1e-8)
+    assert spearmanr(estimate, truth)[0] > 0.999
+    np.testing.assert_allclose(estimate, truth, rtol=0.05)
+    # leaving the row out raises its loss: the estimate is not the in-sample loss
+    assert np.all(estimate > in_sample)
+
+
+def test_multinomial_loo_proba_sums_to_one_and_tracks_refits(wine):
+    X, _, y, _ = wine
+    model = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
+    objective = make_objective(model, X, y, check_convergence=False)
+    proba = np.exp(loo_log_proba(objective, make_solver(objective)).numpy())
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-10)
+    for i in (0, 7, 42):
+        keep = np.arange(len(X)) != i
+        refit = clone(model).fit(X[keep], y[keep])
+        np.testing.assert_allclose(proba[i], refit.predict_proba(X[i:i + 1])[0], atol=0.02)
+
+
+def _plain_count(proba, labels):
+    """Confident learning written out row by row."""
+    K = proba.shape[1]
+    thresholds = [proba[labels == k, k].mean() for k in range(K)]
+    joint = np.zeros((K, K))
+    for p, label in zip(proba, labels):
+        candidates = [j for j in range(K) if p[j] >= thresholds[j]]
+        if candidates:
+            joint[label, max(candidates, key=lambda j: p[j])] += 1
+    calibrated = joint / joint.sum(1, keepdims=True) * np.bincount(labels, minlength=K)[:, None]
+    return joint, [round(calibrated[k].sum() - calibrated[k, k]) for k in range(K)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_confident_learning_count_matches_a_plain_loop(seed):
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.full(4, 0.4), size=300)
+    labels = np.array([rng.choice(4, p=p) for p in proba])
+    flipped = rng.random(300) < 0.25
+    labels = np.where(flipped, (labels + 1) % 4, labels)
+    joint, count = _plain_count(proba, labels)
+    np.testing.assert_array_equal(confident_joint(proba, labels), joint)
+    np.testing.assert_array_equal(count_label_issues(proba, labels), count)
+    assert sum(count) > 0
+
+
+def test_confident_learning_count_is_exact_on_clear_cases():
+    proba = np.array([[0.9, 0.1]] * 6 + [[0.2, 0.8]] * 6)
+    labels = np.array([0] * 5 + [1] + [1] * 4 + [0] * 2)  # 3 labels disagree with the model
+    np.testing.assert_array_equal(count_label_issues(proba, labels), [2, 1])
+    np.testing.assert_array_equal(count_label_issues(proba, proba.argmax(1)), [0, 0])
+
+
+def test_select_rows_per_class_keeps_one_row_of_each_class():
+    scores = np.array([9.0, 8, 7, 6, 5, 4, np.nan])
+    y = np.array([0, 1, 0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(select_rows(scores, 3, y), [0, 1, 2])  # row 3: 1's last
+    np.testing.assert_array_equal(select_rows(scores, np.array([1, 5, 0]), y, clip=True),
+                                  [0, 1])
+    with pytest.raises(ValueError, match="last row of each class"):
+        select_rows(scores, 4, y)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_auto_budget_is_zero_on_clean_data():
+    budgets = [InfluenceTrimmer(MODEL, random_state=seed).fit(*_cancer(seed)[:2]).budget_
+               for seed in range(5)]
+    assert sum(b == 0 for b in budgets) >= 4, budgets
+
+
+def test_auto_budget_tracks_the_flipped_rows_and_helps():
+    X, y, flipped, X_test, y_test = _cancer(0, noise=0.2)
+    trimmer = InfluenceTrimmer(MODEL, random_state=0).fit(X, y)
+    # measured: 90 removed for 81 flipped, 85% of them flipped
+    assert 0.8 * flipped.sum() < trimmer.budget_ < 1.25 * flipped.sum()
+    assert trimmer.auto_evidence_["count"] == trimmer.budget_
+    assert trimmer.auto_evidence_["gain"] > 0 and min(trimmer.auto_evidence_["fold_counts"]) > 0
+    assert flipped[trimmer.removed_].mean() > 0.8
+    assert trimmer.score(X_test, y_test) > clone(MODEL).fit(X, y).score(X_test, y_test)
+
+
+def test_every_class_keeps_a_row():
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    rows = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y > 0)]
+    trimmer = InfluenceTrimmer(LogisticRegression(), budget=len(rows) - 3, method="random",
+                               random_state=0).fit(X[rows], y[rows])
+    np.testing.assert_array_equal(np.unique(y[rows][trimmer.support_]), [0, 1, 2])
+    with pytest.raises(ValueError, match="last row of each class"):
+        InfluenceTrimmer(LogisticRegression(), budget=len(rows) - 2).fit(X[rows], y[rows])
+
+
+def test_cv_accepts_splitters_and_iterables():
+    X, y = _cancer(0, noise=0.2)[:2]
+    folds = KFold(3, shuffle=True, random_state=1)
+    common = {"method": "influence", "budget": 0.05, "random_state": 0}
+    by_splitter = InfluenceTrimmer(MODEL, cv=folds, **common).fit(X, y)
+    by_list = InfluenceTrimmer(MODEL, cv=list(folds.split(X)), **common).fit(X, y)
+    np.testing.assert_allclose(by_splitter.scores_, by_list.scores_)
+    assert np.isfinite(by_splitter.scores_).all()
+    by_int = InfluenceTrimmer(MODEL, cv=3, **common).fit(X, y)
+    assert np.isfinite(by_int.scores_).all()
+
+
+def test_routing_sample_weight_and_validation_rows_through_pipeline_and_search():
+    X, y, _, X_test, y_test = _cancer(0, noise=0.2)
+    X_val, y_val = X_test[:60], y_test[:60]
+    raw = 3 * X + 1  # the pipeline's scaler undoes this; X_val must go through it too
+    raw_val = 3 * X_val + 1
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    direct = InfluenceTrimmer(MODEL, method="newton", budget=15).fit(
+        StandardScaler().fit_transform(raw), y, X_val=StandardScaler().fit(raw).transform(raw_val),
+        y_val=y_val, sample_weight=weights)
+    with sklearn.config_context(enable_metadata_routing=True):
+        trimmer = InfluenceTrimmer(MODEL, method="newton", budget=15).set_fit_request(
+            sample_weight=True, X_val=True, y_val=True).set_score_request(sample_weight=True)
+        pipe = Pipeline([("scale", StandardScaler().set_fit_request(sample_weight=False)),
+                         ("trim", trimmer)], transform_input=["X_val"])
+        pipe.fit(raw, y, sample_weight=weights, X_val=raw_val, y_val=y_val)
+        np.testing.assert_array_equal(pipe["trim"].removed_, direct.removed_)
+        np.testing.assert_allclose(pipe["trim"].scores_, direct.scores_, rtol=1e-6)
+        search = GridSearchCV(pipe, {"trim__budget": [5, 15]}, cv=3)
+        search.fit(raw, y, sample_weight=weights, X_val=raw_val, y_val=y_val)
+    best = search.best_estimator_["trim"]
+    assert np.isfinite(best.scores_).all()  # scored against X_val: nothing carved out
+    np.testing.assert_allclose(best.scores_, direct.scores_, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_auto_budget_for_a_regressor_counts_outliers():
+    X, y = load_diabetes(return_X_y=True)
+    y = y.copy()
+    y[:10] += 400  # ten gross outliers (y spans about 25-346)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trimmer = InfluenceTrimmer(Ridge(alpha=0.1), random_state=0).fit(X, y)
+    assert trimmer.auto_evidence_["count"] == 10
+    np.testing.assert_array_equal(np.sort(np.argsort(-trimmer.scores_)[:10]), np.arange(10))
