@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "register_adapter": "skinfluence.backend",
+    "register_wrapper": "skinfluence.backend",
     "make_objective": "skinfluence.backend",
     "TorchModel": "skinfluence.backend",
     "versatile_influence": "skinfluence.influence.versatile",
@@ -44,6 +45,7 @@ __all__ = [
     "leave_one_task_out",
     "make_objective",
     "register_adapter",
+    "register_wrapper",
     "self_influence",
     "versatile_influence",
 ]

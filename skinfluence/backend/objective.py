@@ -31,6 +31,10 @@ CHUNK_BYTES = 2**27
 JACOBIAN_CACHE_BYTES = 2**29
 
 
+def _identity(X):
+    return X
+
+
 class Objective:
     """Differentiable training objective of a fitted model.
 
@@ -63,7 +67,15 @@ class Objective:
     network : tuple (torch.nn.Module, list of str), optional
         For networks: the module ``outputs`` evaluates and the names of its variable parameters
         (in ``theta``'s order), for solvers that exploit layer structure (K-FAC).
+
+    Attributes
+    ----------
+    preprocess : callable
+        Maps the user's rows to the inputs of ``outputs``: a fitted Pipeline's preprocessing, set
+        by :func:`skinfluence.backend.make_objective`; the identity for a bare model.
     """
+
+    preprocess = staticmethod(_identity)
 
     def __init__(self, theta, X, y, weights, row_scale, *, outputs, output_loss, penalty,
                  is_classifier, jacobian=None, log_proba=None, encode=None, network=None):

@@ -16,6 +16,7 @@ class Target:
     objective : Objective
         Supplies the model's outputs and natural loss.
     X : ndarray of shape (m, d)
+        The user's rows (a Pipeline's preprocessing is applied through ``objective.preprocess``).
     y : ndarray of shape (m,) or None
         Needed for loss targets, and for the prediction of a multiclass classifier.
     kind : {"loss", "mean_loss", "prediction"}
@@ -29,7 +30,7 @@ class Target:
             raise ValueError(f"target={kind!r} is not supported; use one of {TARGETS}.")
         theta = objective.theta
         self.objective, self.kind = objective, kind
-        self.X = as_tensor(X, theta.device, theta.dtype)
+        self.X = as_tensor(objective.preprocess(X), theta.device, theta.dtype)
         self.y = None if y is None else as_tensor(objective.encode(y), theta.device, theta.dtype)
         if self.y is None and (kind != "prediction" or objective.n_outputs > 1):
             raise ValueError(f"target={kind!r} needs y_test (the test rows' labels or targets).")
