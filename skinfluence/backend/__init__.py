@@ -3,7 +3,16 @@
 Nothing here imports the estimator or measure layers.
 """
 
-from . import linear, torch_models, wrappers  # noqa: F401  (register the built-in adapters)
+# import order matters only for registration: each module registers its adapters
+from . import (  # noqa: F401
+    active_set,
+    glm,
+    huber,
+    linear,
+    ridge,
+    torch_models,
+    wrappers,
+)
 from .device import default_dtype, resolve_device
 from .objective import Objective
 from .registry import (

@@ -73,9 +73,13 @@ class Objective:
     preprocess : callable
         Maps the user's rows to the inputs of ``outputs``: a fitted Pipeline's preprocessing, set
         by :func:`skinfluence.backend.make_objective`; the identity for a bare model.
+    n_auxiliary_outputs : int
+        Trailing outputs that are parameters of the loss rather than predictions (the scale of
+        ``HuberRegressor``); 0 unless an adapter sets it.
     """
 
     preprocess = staticmethod(_identity)
+    n_auxiliary_outputs = 0
 
     def __init__(self, theta, X, y, weights, row_scale, *, outputs, output_loss, penalty,
                  is_classifier, jacobian=None, log_proba=None, encode=None, network=None):

@@ -97,7 +97,7 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
         sw = counts if sw is None else sw * counts
     objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw, device,
                         dtype, **options)
-    objective.preprocess = view.transform
+    objective.preprocess = _compose(view.transform, objective.preprocess)
     encode = objective.encode
     objective.encode = lambda labels: encode(view.transform_target(labels))
     if check_convergence:

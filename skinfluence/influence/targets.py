@@ -32,14 +32,15 @@ class Target:
         self.objective, self.kind = objective, kind
         self.X = as_tensor(objective.preprocess(X), theta.device, theta.dtype)
         self.y = None if y is None else as_tensor(objective.encode(y), theta.device, theta.dtype)
-        if self.y is None and (kind != "prediction" or objective.n_outputs > 1):
+        n_predictions = objective.n_outputs - objective.n_auxiliary_outputs
+        if self.y is None and (kind != "prediction" or n_predictions > 1):
             raise ValueError(f"target={kind!r} needs y_test (the test rows' labels or targets).")
 
     def values(self, theta):
         """Target values at ``theta``: shape (m,), or (1,) for ``"mean_loss"``."""
         obj = self.objective
         if self.kind == "prediction":
-            if obj.n_outputs == 1:
+            if obj.n_outputs - obj.n_auxiliary_outputs == 1:
                 return obj.outputs(theta, self.X)[:, 0]
             log_proba = obj.log_proba(theta, self.X)
             return torch.gather(log_proba, 1, self.y.long().unsqueeze(1))[:, 0]
