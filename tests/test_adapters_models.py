@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.stats import pearsonr
+from scipy.stats import pearsonr, spearmanr
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.linear_model import (
     ElasticNet,
@@ -25,6 +25,7 @@ from sklearn.linear_model import (
     RidgeCV,
     TweedieRegressor,
 )
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
 import skinfluence
@@ -34,16 +35,24 @@ N = 120
 ROWS = np.arange(0, N, 3)  # rows refitted without, to keep the suite fast
 
 
-def _data(loader, n_features=None):
+def _data(loader, n_features=None, n=N):
     X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)[:N, :n_features]
-    return X, y[:N]
+    X = StandardScaler().fit_transform(X)[:n, :n_features]
+    return X, y[:n]
+
+
+def _standardised_target(X, y):
+    return X, (y - y.mean()) / y.std()
 
 
 DATA = {
     "diabetes": lambda: _data(load_diabetes),
     "cancer": lambda: _data(load_breast_cancer, 10),
     "wine": lambda: _data(load_wine),
+    # the networks: 150 rows (as measured)
+    "cancer-150": lambda: _data(load_breast_cancer, 10, n=150),
+    "wine-150": lambda: _data(load_wine, n=150),
+    "diabetes-150": lambda: _standardised_target(*_data(load_diabetes, n=150)),
 }
 
 GLM = {"solver": "newton-cholesky", "tol": 1e-12, "max_iter": 1000}
@@ -125,3 +134,40 @@ def test_huber_prediction_target_is_the_regression_output():
     refit = skinfluence.leave_one_out(model, X, y, X[:5], target="prediction", indices=ROWS)
     assert effects.shape == (N, 5)
     assert pearsonr(effects[ROWS].ravel(), refit.ravel())[0] > 0.99
+
+
+MLP = {"hidden_layer_sizes": (8,), "activation": "tanh", "solver": "lbfgs", "tol": 1e-14,
+       "max_iter": 20000, "random_state": 0}
+MLP_CASES = [
+    ("mlp-binary", MLPClassifier(alpha=1.0, **MLP), "cancer-150", "newton"),
+    ("mlp-multiclass", MLPClassifier(alpha=5.0, **MLP), "wine-150", "influence"),
+    ("mlp-regressor", MLPRegressor(alpha=10.0, **MLP), "diabetes-150", "influence"),
+]
+
+
+@pytest.mark.parametrize("name, model, data, method", MLP_CASES, ids=[c[0] for c in MLP_CASES])
+def test_mlp_tracks_warm_started_retraining(name, model, data, method):
+    """scikit-learn's MLP objective, exactly: stationary, and Spearman >= 0.9 on 50 rows."""
+    X, y = DATA[data]()
+    _fit(model, X, y)
+    assert make_objective(model, X, y, check_convergence=False).gradient_norm() < 1e-4
+    Xte, yte = X[-40:], y[-40:]
+    rows = np.arange(50)
+    estimate = skinfluence.influence(model, X, y, Xte, yte, method=method,
+                                     target="mean_loss")[rows]
+    model.set_params(max_iter=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = skinfluence.leave_one_out(model, X, y, Xte, yte, target="mean_loss",
+                                          indices=rows, warm_start=True)
+    assert spearmanr(estimate, refit)[0] >= 0.9
+
+
+def test_mlp_penalty_scale_is_checked():
+    """alpha enters as alpha / (2 n) ||W||^2: doubling it leaves the fit far from stationary."""
+    X, y = DATA["cancer-150"]()
+    model = _fit(MLPClassifier(alpha=1.0, **MLP), X, y)
+    model.set_params(alpha=2.0)
+    assert make_objective(model, X, y, check_convergence=False).gradient_norm() > 1e-3
+    model.set_params(alpha=1.0)
+    assert make_objective(model, X, y, params="last").n_params == 8 + 1

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     glm,
     huber,
     linear,
+    mlp,
     ridge,
     torch_models,
     wrappers,
