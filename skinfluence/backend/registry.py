@@ -7,9 +7,12 @@ from .device import default_dtype, resolve_device
 
 _ADAPTERS = {}
 _WRAPPERS = {}
+#: Adapter tables by kind: "objective" (row-separable losses, :class:`Objective`) and "cox"
+#: (partial-likelihood models, see :mod:`skinfluence.survival`).
+_KINDS = {"objective": _ADAPTERS, "cox": {}}
 
 
-def register_adapter(model_type, factory=None):
+def register_adapter(model_type, factory=None, *, kind="objective"):
     """Register how to turn a fitted model of ``model_type`` into an :class:`Objective`.
 
     Parameters
@@ -20,6 +23,9 @@ def register_adapter(model_type, factory=None):
         ``factory(model, X, y, sample_weight, device, dtype) -> Objective`` where ``X`` and ``y``
         are the validated numpy training data the model was fitted on. If omitted, returns a
         decorator.
+    kind : {"objective", "cox"}, default="objective"
+        ``"cox"`` registers a Cox model for :class:`skinfluence.CoxInfluence`:
+        ``factory(model, X) -> CoxObjective`` (see :mod:`skinfluence.survival`).
 
     Examples
     --------
@@ -31,14 +37,14 @@ def register_adapter(model_type, factory=None):
     ...     ...  # build and return a skinfluence.backend.Objective
     """
     if factory is None:
-        return lambda f: register_adapter(model_type, f)
-    _ADAPTERS[model_type] = factory
+        return lambda f: register_adapter(model_type, f, kind=kind)
+    _KINDS[kind][model_type] = factory
     return factory
 
 
-def supported_models():
-    """Names of the model types that have a registered adapter."""
-    return sorted(t.__name__ for t in _ADAPTERS)
+def supported_models(kind="objective"):
+    """Names of the model types that have a registered adapter of ``kind``."""
+    return sorted(t.__name__ for t in _KINDS[kind])
 
 
 def _nearest(table, model):
@@ -49,10 +55,17 @@ def _nearest(table, model):
     return None
 
 
-def find_adapter(model):
-    factory = _nearest(_ADAPTERS, model)
+def find_adapter(model, kind="objective"):
+    """The factory registered for the nearest class of ``model`` (see :func:`register_adapter`)."""
+    factory = _nearest(_KINDS[kind], model)
     if factory is not None:
         return factory
+    if kind != "objective":
+        raise TypeError(
+            f"skinfluence has no {kind} adapter for {type(model).__name__}. Supported: "
+            f"{', '.join(supported_models(kind))}, or register one with "
+            f"skinfluence.register_adapter(YourModelClass, factory, kind={kind!r})."
+        )
     raise TypeError(
         f"skinfluence has no adapter for {type(model).__name__}. Supported: "
         f"{', '.join(supported_models())}. To add your own model, write a function returning a "
