@@ -130,3 +130,26 @@ def test_user_wrappers_are_registered_and_composed(unscaled):
     view = unwrap_model(Holder(pipe))
     assert view.estimator is pipe[-1]
     np.testing.assert_allclose(view.transform(X), pipe[0].transform(X))
+
+
+@pytest.mark.parametrize("method", ["self", "fi", "iv", "newton"])
+def test_trimmer_accepts_a_pipeline(unscaled, method):
+    from skinfluence import InfluenceTrimmer
+
+    X, y = unscaled[:2]
+    pipe = make_pipeline(StandardScaler(), _logistic())
+    Xr, yr = InfluenceTrimmer(pipe, budget=0.1, method=method).fit_resample(X, y)
+    assert len(Xr) == len(yr) < len(X)
+
+
+@pytest.mark.parametrize("method", ["uncertainty", "fi", "iv"])
+def test_active_learning_selector_accepts_a_pipeline(unscaled, method):
+    from skinfluence import ActiveLearningSelector
+
+    X, y = unscaled[:2]
+    labels = np.full(len(y), np.nan)
+    labels[:20] = y[:20]
+    selector = ActiveLearningSelector(make_pipeline(StandardScaler(), _logistic()),
+                                      method=method, batch_size=3, random_state=0)
+    picked = selector.query(X, labels)
+    assert picked.shape == (3,) and np.all(picked >= 20)
