@@ -8,7 +8,10 @@ with ``r = l1_ratio``. The L1 term is not differentiable at zero, so influence i
 *active set*, the standard approximation for L1 fits: the zero coefficients stay zero and the
 non-zero ones keep their signs, where the objective is smooth (the L1 term is linear there). It is
 exact as long as removing a row does not change the active set. ``LassoCV`` and ``ElasticNetCV``
-use their selected ``alpha_`` (and ``l1_ratio_``). ``LogisticRegression`` with an L1 or
+use their selected ``alpha_`` (and ``l1_ratio_``). As for the GLMs, the ``1 / sum_i s_i`` of
+a refit grows when a row is removed and the estimate holds it fixed; measured on diabetes
+(``Lasso(alpha=1)``, 120 rows) this is invisible: the estimate's correlation (0.993) and norm
+ratio (1.11) are the same against refits with either scaling. ``LogisticRegression`` with an L1 or
 elastic-net penalty is handled the same way by its adapter in :mod:`.linear`.
 """
 

@@ -7,7 +7,9 @@ scikit-learn minimises (``sklearn/linear_model/_glm/glm.py``)
 that is ``row_scale = 1 / sum_i s_i`` times the *half* deviance (the natural loss here), with
 ``penalty = 0.5 alpha ||w||^2`` and the intercept unpenalised. The model's output is the linear
 predictor ``x w + b`` (the log of the mean for the log link): ``target="prediction"`` measures
-that.
+that. Removing a row also lowers ``sum_i s_i``, which strengthens the penalty relative to the
+data by a factor ``1 + s_i / (sum_j s_j - s_i)``; the estimate holds ``row_scale`` fixed (an
+``O(1/n)`` difference; measured norm ratios to refits 1.00-1.01).
 """
 
 import torch

@@ -91,7 +91,7 @@ class Objective:
         self.linear = jacobian is not None
         self._train_jacobian = None
         self._log_proba = log_proba
-        self.encode = encode or (lambda y: y)
+        self.encode = encode or _identity
         self.network = network
         self.n_outputs = outputs(theta, X[:1]).shape[1]
 

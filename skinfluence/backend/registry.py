@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from .device import default_dtype, resolve_device
+from .objective import _identity
 
 _ADAPTERS = {}
 _WRAPPERS = {}
@@ -81,7 +82,9 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     Parameters
     ----------
     model : fitted estimator
-        A model with a registered adapter (see :func:`register_adapter`).
+        A model with a registered adapter (see :func:`register_adapter`), or a meta-estimator
+        with a registered wrapper ending in one (see :func:`register_wrapper`): a Pipeline's
+        preprocessing becomes ``Objective.preprocess``, a target transform part of ``encode``.
     X : array-like of shape (n_samples, n_features)
         The training inputs the model was fitted on.
     y : array-like of shape (n_samples,)
@@ -111,15 +114,10 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw, device,
                         dtype, **options)
     objective.preprocess = _compose(view.transform, objective.preprocess)
-    encode = objective.encode
-    objective.encode = lambda labels: encode(view.transform_target(labels))
+    objective.encode = _compose(view.transform_target, objective.encode)
     if check_convergence:
         objective.check_convergence(type(view.estimator).__name__)
     return objective
-
-
-def _identity(values):
-    return values
 
 
 class ModelView:
@@ -189,7 +187,6 @@ def unwrap_model(model):
             _compose(view.transform, inner.transform),
             _compose(view.transform_target, inner.transform_target),
             _product(view.row_counts, inner.row_counts),
-            view.refit,
         )
     return view
 

@@ -9,7 +9,8 @@ held fixed as fitted:
   estimate; :func:`skinfluence.leave_one_out` refits the whole Pipeline, so it measures what a
   user means by removal. An imbalanced-learn sampler that records which rows it drew
   (``sample_indices_``: random under- and over-sampling) counts each row as many times as it
-  entered the final step's training set; samplers that synthesise rows (SMOTE) are refused.
+  entered the final step's training set; samplers that synthesise rows (SMOTE) are refused. The
+  draw is held fixed too, while a ``leave_one_out`` refit draws again.
 * ``GridSearchCV`` / ``RandomizedSearchCV`` / ``HalvingGridSearchCV``: their ``best_estimator_``,
   hyperparameters held as selected (``leave_one_out`` refits ``best_estimator_``, not the search).
 * ``TransformedTargetRegressor``: its ``regressor_`` on the transformed targets; losses and
