@@ -171,3 +171,10 @@ def test_mlp_penalty_scale_is_checked():
     assert make_objective(model, X, y, check_convergence=False).gradient_norm() > 1e-3
     model.set_params(alpha=1.0)
     assert make_objective(model, X, y, params="last").n_params == 8 + 1
+
+
+def test_multiclass_ridge_classifier_has_no_prediction_target():
+    X, y = DATA["wine"]()
+    model = RidgeClassifier(alpha=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="target='loss'"):
+        skinfluence.influence(model, X, y, X[:3], y[:3], target="prediction")

@@ -35,6 +35,11 @@ class Target:
         n_predictions = objective.n_outputs - objective.n_auxiliary_outputs
         if self.y is None and (kind != "prediction" or n_predictions > 1):
             raise ValueError(f"target={kind!r} needs y_test (the test rows' labels or targets).")
+        if kind == "prediction" and n_predictions > 1 and objective._log_proba is None:
+            raise ValueError(
+                f"target='prediction' is undefined for a model with {n_predictions} outputs and no "
+                "class probabilities (e.g. a multiclass RidgeClassifier); use target='loss'."
+            )
 
     def values(self, theta):
         """Target values at ``theta``: shape (m,), or (1,) for ``"mean_loss"``."""
