@@ -35,10 +35,11 @@ N = 120
 ROWS = np.arange(0, N, 3)  # rows refitted without, to keep the suite fast
 
 
-def _data(loader, n_features=None, n=N):
+def _data(loader, n_features=None, n=N, shuffle=False):
     X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)[:n, :n_features]
-    return X, y[:n]
+    rows = np.random.default_rng(0).permutation(len(y))[:n] if shuffle else np.arange(n)
+    X = StandardScaler().fit_transform(X)[rows, :n_features]
+    return X, y[rows]
 
 
 def _standardised_target(X, y):
@@ -48,7 +49,7 @@ def _standardised_target(X, y):
 DATA = {
     "diabetes": lambda: _data(load_diabetes),
     "cancer": lambda: _data(load_breast_cancer, 10),
-    "wine": lambda: _data(load_wine),
+    "wine": lambda: _data(load_wine, shuffle=True),  # sorted by class: draw all three
     # the networks: 150 rows (as measured)
     "cancer-150": lambda: _data(load_breast_cancer, 10, n=150),
     "wine-150": lambda: _data(load_wine, n=150),
@@ -175,6 +176,7 @@ def test_mlp_penalty_scale_is_checked():
 
 def test_multiclass_ridge_classifier_has_no_prediction_target():
     X, y = DATA["wine"]()
+    assert len(np.unique(y)) == 3
     model = RidgeClassifier(alpha=1.0).fit(X, y)
     with pytest.raises(ValueError, match="target='loss'"):
         skinfluence.influence(model, X, y, X[:3], y[:3], target="prediction")
