@@ -11,7 +11,7 @@ held fixed as fitted:
   (``sample_indices_``: random under- and over-sampling) counts each row as many times as it
   entered the final step's training set; samplers that synthesise rows (SMOTE) are refused. The
   draw is held fixed too, while a ``leave_one_out`` refit draws again.
-* ``GridSearchCV`` / ``RandomizedSearchCV`` / ``HalvingGridSearchCV``: their ``best_estimator_``,
+* ``GridSearchCV`` / ``RandomizedSearchCV``: their ``best_estimator_``,
   hyperparameters held as selected (``leave_one_out`` refits ``best_estimator_``, not the search).
 * ``TransformedTargetRegressor``: its ``regressor_`` on the transformed targets; losses and
   predictions are measured on the scale the regressor was fitted on.
@@ -19,7 +19,7 @@ held fixed as fitted:
 
 import numpy as np
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import Pipeline
 
 from .registry import ModelView, dense_rows, register_wrapper
@@ -72,7 +72,8 @@ def _sampler_counts(sampler):
     return counts
 
 
-@register_wrapper(BaseSearchCV)
+@register_wrapper(GridSearchCV)
+@register_wrapper(RandomizedSearchCV)
 def search_view(search):
     """A fitted search's ``best_estimator_``, hyperparameters held as selected."""
     if not hasattr(search, "best_estimator_"):
