@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "register_adapter": "skinfluence.backend",
+    "register_wrapper": "skinfluence.backend",
     "make_objective": "skinfluence.backend",
     "TorchModel": "skinfluence.backend",
     "versatile_influence": "skinfluence.influence.versatile",
@@ -48,6 +49,7 @@ __all__ = [
     "make_objective",
     "register_adapter",
     "repeated_leave_one_out",
+    "register_wrapper",
     "self_influence",
     "versatile_influence",
 ]

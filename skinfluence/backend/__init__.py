@@ -3,10 +3,29 @@
 Nothing here imports the estimator or measure layers.
 """
 
-from . import linear, torch_models  # noqa: F401  (register the built-in adapters)
+# import order matters only for registration: each module registers its adapters
+from . import (  # noqa: F401
+    active_set,
+    glm,
+    huber,
+    linear,
+    mlp,
+    ridge,
+    torch_models,
+    wrappers,
+)
 from .device import default_dtype, resolve_device
 from .objective import Objective
-from .registry import find_adapter, make_objective, register_adapter, supported_models
+from .registry import (
+    ModelView,
+    find_adapter,
+    make_objective,
+    model_to_refit,
+    register_adapter,
+    register_wrapper,
+    supported_models,
+    unwrap_model,
+)
 from .solvers import CGSolver, CholeskySolver, LanczosSolver, make_solver
 from .torch_models import TorchModel
 
@@ -14,13 +33,17 @@ __all__ = [
     "CGSolver",
     "CholeskySolver",
     "LanczosSolver",
+    "ModelView",
     "Objective",
     "TorchModel",
     "default_dtype",
     "find_adapter",
     "make_objective",
     "make_solver",
+    "model_to_refit",
     "register_adapter",
+    "register_wrapper",
     "resolve_device",
     "supported_models",
+    "unwrap_model",
 ]

@@ -7,13 +7,14 @@ liblinear, which treats the intercept as a feature of value ``intercept_scaling`
 =========================================  ==============  ====================================
 estimator                                  row_scale       penalty
 =========================================  ==============  ====================================
-LogisticRegression (l2 / no penalty)       C (1 if none)   0.5 ||W||^2 (0 if none)
+LogisticRegression                         C (1 if none)   r ||W||_1 + 0.5 (1 - r) ||W||^2
 LinearRegression                           1               0
 Ridge                                      1               alpha ||W||^2
 SGDClassifier(loss="log_loss"), binary     1 / n           0.5 alpha ||W||^2
 SGDRegressor(loss="squared_error")         0.5 / n         0.5 alpha ||W||^2
 =========================================  ==============  ====================================
 
+``r`` is ``l1_ratio``; with ``r > 0`` influence is taken on the active set (``linear_objective``).
 Natural losses: log loss (binary or multinomial) for classifiers, squared error ``(y - f)^2``
 for regressors.
 """
@@ -63,7 +64,7 @@ _LOSSES = {
 
 
 def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, device, dtype,
-                     intercept_l2=0.0, encode=None):
+                     intercept_l2=0.0, encode=None, output_loss=None, l1=0.0, active=None):
     """Objective of a linear model ``Z = X W^T + b`` with penalty ``0.5 l2 ||W||^2``.
 
     Parameters
@@ -85,6 +86,15 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         Strength of an intercept penalty (liblinear only).
     encode : callable, optional
         Maps user labels to the numeric targets of the loss.
+    output_loss : callable, optional
+        ``output_loss(Z, y)`` -> (n,) natural loss of a regressor in place of the squared error
+        of ``kind="squared"`` (GLM deviances, Huber).
+    l1 : float, default=0.0
+        Strength of an L1 penalty ``l1 ||W||_1``. Influence is then taken on the active set
+        (the standard approximation for L1 fits): only the coefficients that are non-zero
+        (or marked in ``active``) vary, their signs held, so the penalty is smooth there.
+    active : ndarray of bool of shape (K, d), optional
+        Coefficients that vary; default all (or the non-zero ones when ``l1 > 0``).
 
     Returns
     -------
@@ -92,6 +102,9 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
     """
     coef = np.atleast_2d(np.asarray(coef, dtype=float))
     K, d = coef.shape
+    if active is None:
+        active = coef != 0 if l1 > 0 else np.ones_like(coef, dtype=bool)
+    free = np.flatnonzero(np.asarray(active).ravel())
     if X.shape[1] != d:
         raise ValueError(
             f"X has {X.shape[1]} features but the fitted model expects {d}; pass the training "
@@ -107,32 +120,43 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         offset = as_tensor(np.full(K, intercept.mean()) if kind == "multinomial"
                            else np.zeros(K), device, dtype)
         coords = basis.T @ (intercept - offset.cpu().numpy())
-    parts = [coef.ravel()] + ([coords] if fit_intercept else [])
+    parts = [coef.ravel()[free]] + ([coords] if fit_intercept else [])
     theta = as_tensor(np.concatenate(parts), device, dtype)
     basis = as_tensor(basis, device, dtype)
-    n_coef = K * d
+    n_coef = free.size
+    every = n_coef == K * d
+    free_t = torch.as_tensor(free, device=device)
+    signs = as_tensor(np.sign(coef.ravel()[free]), device, dtype)
+
+    def weights_matrix(theta):
+        if every:
+            return theta[:n_coef].reshape(K, d)
+        return torch.zeros(K * d, dtype=theta.dtype, device=theta.device).index_put(
+            (free_t,), theta[:n_coef]).reshape(K, d)
 
     def outputs(theta, X):
-        Z = X @ theta[:n_coef].reshape(K, d).T
+        Z = X @ weights_matrix(theta).T
         return Z + offset + basis @ theta[n_coef:] if fit_intercept else Z
 
     def penalty(theta):
-        value = 0.5 * l2 * (theta[:n_coef] ** 2).sum()
+        value = 0.5 * l2 * (theta[:n_coef] ** 2).sum() + l1 * (signs * theta[:n_coef]).sum()
         return value + 0.5 * intercept_l2 * (theta[n_coef:] ** 2).sum()
 
     def jacobian(X):
         # d Z[n, k] / d W[k', j] = [k == k'] X[n, j];  d Z[n, k] / d c = basis[k]
         eye = torch.eye(K, dtype=X.dtype, device=X.device)
-        blocks = [torch.einsum("kl,nd->nkld", eye, X).reshape(len(X), K, n_coef)]
+        blocks = [torch.einsum("kl,nd->nkld", eye, X).reshape(len(X), K, K * d)]
+        if not every:
+            blocks[0] = blocks[0][:, :, free_t]
         if fit_intercept:
             blocks.append(basis.expand(len(X), K, basis.shape[1]))
         return torch.cat(blocks, dim=2)
 
-    output_loss, log_proba = _LOSSES[kind]
+    natural_loss, log_proba = _LOSSES[kind]
     return Objective(
         theta, as_tensor(X, device, dtype), as_tensor(y, device, dtype),
         as_tensor(weights, device, dtype), row_scale,
-        outputs=outputs, output_loss=output_loss, penalty=penalty,
+        outputs=outputs, output_loss=output_loss or natural_loss, penalty=penalty,
         is_classifier=kind != "squared", jacobian=jacobian, log_proba=log_proba,
         encode=encode,
     )
@@ -173,22 +197,22 @@ def _intercept(model):
 
 
 def _logistic_penalty(model):
-    """(row_scale, l2) of a LogisticRegression; raises for non-smooth penalties."""
+    """``(C, l1_ratio)`` of a fitted LogisticRegression (``C=inf``: no penalty)."""
     penalty = getattr(model, "penalty", "deprecated")
-    if penalty is None or penalty == "none" or np.isinf(model.C):
-        return 1.0, 0.0
-    l1 = penalty in ("l1", "elasticnet") or (penalty == "deprecated" and model.l1_ratio > 0)
-    if l1:
-        raise ValueError(
-            "LogisticRegression with an l1 or elastic-net penalty has no smooth objective, so "
-            "influence functions do not apply; refit with l1_ratio=0 (l2 penalty) or C=np.inf."
-        )
-    return float(model.C), 1.0
+    if penalty is None or penalty == "none":
+        return np.inf, 0.0
+    if penalty in ("l1", "l2"):
+        return float(model.C), float(penalty == "l1")
+    return float(model.C), float(model.l1_ratio or 0.0)
 
 
-@register_adapter(LogisticRegression)
-def logistic_regression_adapter(model, X, y, sample_weight, device, dtype):
-    row_scale, l2 = _logistic_penalty(model)
+def logistic_objective(model, X, y, sample_weight, device, dtype, C, l1_ratio):
+    """Objective of a fitted logistic model with inverse strength ``C`` and ``l1_ratio``.
+
+    ``C * sum_i w_i logloss_i + l1_ratio ||W||_1 + (1 - l1_ratio) / 2 ||W||^2``; with an L1 part,
+    on the active set.
+    """
+    row_scale, l2, l1 = (1.0, 0.0, 0.0) if np.isinf(C) else (C, 1.0 - l1_ratio, l1_ratio)
     y_idx = _encode_classes(model, y)
     weights = _classifier_weights(model, y, sample_weight)
     binary = model.coef_.shape[0] == 1
@@ -199,13 +223,24 @@ def logistic_regression_adapter(model, X, y, sample_weight, device, dtype):
         )
     intercept_l2 = 0.0
     if model.solver == "liblinear" and model.fit_intercept:
+        if l1 > 0:
+            raise ValueError(
+                "liblinear penalises the intercept with the L1 penalty, which makes it part of "
+                "the active set; refit with solver='saga' for an L1 LogisticRegression."
+            )
         # liblinear penalises the weight of a constant feature of value intercept_scaling
         intercept_l2 = l2 / model.intercept_scaling**2
     return linear_objective(
         model.coef_, _intercept(model), X, y_idx, weights, row_scale,
-        kind="binary" if binary else "multinomial", l2=l2, intercept_l2=intercept_l2,
+        kind="binary" if binary else "multinomial", l2=l2, l1=l1, intercept_l2=intercept_l2,
         device=device, dtype=dtype, encode=lambda labels: _encode_classes(model, labels),
     )
+
+
+@register_adapter(LogisticRegression)
+def logistic_regression_adapter(model, X, y, sample_weight, device, dtype):
+    return logistic_objective(model, X, y, sample_weight, device, dtype,
+                              *_logistic_penalty(model))
 
 
 def _check_single_target(model):

@@ -31,6 +31,10 @@ CHUNK_BYTES = 2**27
 JACOBIAN_CACHE_BYTES = 2**29
 
 
+def _identity(X):
+    return X
+
+
 class Objective:
     """Differentiable training objective of a fitted model.
 
@@ -63,7 +67,19 @@ class Objective:
     network : tuple (torch.nn.Module, list of str), optional
         For networks: the module ``outputs`` evaluates and the names of its variable parameters
         (in ``theta``'s order), for solvers that exploit layer structure (K-FAC).
+
+    Attributes
+    ----------
+    preprocess : callable
+        Maps the user's rows to the inputs of ``outputs``: a fitted Pipeline's preprocessing, set
+        by :func:`skinfluence.backend.make_objective`; the identity for a bare model.
+    n_auxiliary_outputs : int
+        Trailing outputs that are parameters of the loss rather than predictions (the scale of
+        ``HuberRegressor``); 0 unless an adapter sets it.
     """
+
+    preprocess = staticmethod(_identity)
+    n_auxiliary_outputs = 0
 
     def __init__(self, theta, X, y, weights, row_scale, *, outputs, output_loss, penalty,
                  is_classifier, jacobian=None, log_proba=None, encode=None, network=None):
@@ -75,7 +91,7 @@ class Objective:
         self.linear = jacobian is not None
         self._train_jacobian = None
         self._log_proba = log_proba
-        self.encode = encode or (lambda y: y)
+        self.encode = encode or _identity
         self.network = network
         self.n_outputs = outputs(theta, X[:1]).shape[1]
 

@@ -8,7 +8,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .._validation import check_fitted, check_test_data, check_training_data
-from ..backend import make_objective
+from ..backend import make_objective, model_to_refit
 from .targets import Target
 
 
@@ -33,7 +33,9 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     Parameters
     ----------
     estimator : fitted estimator
-        Fitted on ``(X, y)``; its clone is refitted without each row.
+        Fitted on ``(X, y)``; its clone is refitted without each row. A Pipeline is refitted
+        whole (preprocessing included); a fitted search refits its ``best_estimator_`` with the
+        selected hyperparameters.
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
     X_test : array-like of shape (n_test, n_features)
@@ -67,11 +69,12 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     base = make_objective(estimator, X, y, sample_weight, device=device,
                           check_convergence=False)
     reference = Target(base, X_test, y_test, target).values(base.theta)
+    refitted = model_to_refit(estimator)
 
     def one(i):
         keep = np.ones(len(X), dtype=bool)
         keep[i] = False
-        model = refit_without(estimator, X, y, sample_weight, keep, warm_start)
+        model = refit_without(refitted, X, y, sample_weight, keep, warm_start)
         objective = make_objective(model, X[keep], y[keep], None, device=device,
                                    check_convergence=False)
         return (Target(objective, X_test, y_test, target).values(objective.theta)

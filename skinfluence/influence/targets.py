@@ -16,6 +16,7 @@ class Target:
     objective : Objective
         Supplies the model's outputs and natural loss.
     X : ndarray of shape (m, d)
+        The user's rows (a Pipeline's preprocessing is applied through ``objective.preprocess``).
     y : ndarray of shape (m,) or None
         Needed for loss targets, and for the prediction of a multiclass classifier.
     kind : {"loss", "mean_loss", "prediction"}
@@ -29,16 +30,22 @@ class Target:
             raise ValueError(f"target={kind!r} is not supported; use one of {TARGETS}.")
         theta = objective.theta
         self.objective, self.kind = objective, kind
-        self.X = as_tensor(X, theta.device, theta.dtype)
+        self.X = as_tensor(objective.preprocess(X), theta.device, theta.dtype)
         self.y = None if y is None else as_tensor(objective.encode(y), theta.device, theta.dtype)
-        if self.y is None and (kind != "prediction" or objective.n_outputs > 1):
+        n_predictions = objective.n_outputs - objective.n_auxiliary_outputs
+        if self.y is None and (kind != "prediction" or n_predictions > 1):
             raise ValueError(f"target={kind!r} needs y_test (the test rows' labels or targets).")
+        if kind == "prediction" and n_predictions > 1 and objective._log_proba is None:
+            raise ValueError(
+                f"target='prediction' is undefined for a model with {n_predictions} outputs and no "
+                "class probabilities (e.g. a multiclass RidgeClassifier); use target='loss'."
+            )
 
     def values(self, theta):
         """Target values at ``theta``: shape (m,), or (1,) for ``"mean_loss"``."""
         obj = self.objective
         if self.kind == "prediction":
-            if obj.n_outputs == 1:
+            if obj.n_outputs - obj.n_auxiliary_outputs == 1:
                 return obj.outputs(theta, self.X)[:, 0]
             log_proba = obj.log_proba(theta, self.X)
             return torch.gather(log_proba, 1, self.y.long().unsqueeze(1))[:, 0]

@@ -1,4 +1,4 @@
-"""Cox proportional-hazards regression fitted by Newton's method in torch, and adapters."""
+"""Cox proportional-hazards regression fitted by Newton's method in torch."""
 
 import numbers
 import warnings
@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -205,43 +205,6 @@ def concordance_index(time, event, risk):
     if comparable == 0:
         raise ValueError("No comparable pairs: the concordance index is undefined.")
     return concordant / comparable
-
-
-def as_cox_regression(estimator, X):
-    """A fitted :class:`CoxRegression` with the same objective as a fitted ``estimator``.
-
-    Accepts a fitted :class:`CoxRegression`, scikit-survival ``CoxPHSurvivalAnalysis`` or
-    lifelines ``CoxPHFitter`` (L2 penalty only). lifelines penalises the coefficients of
-    standardised columns with ``n * penalizer / 2 * ||coef * std||^2`` (``std`` with
-    ``ddof=1``), i.e. ``alpha_j = n * penalizer * std_j^2`` here. The Hessian is recomputed from
-    the coefficients and the training data when influence is computed.
-    """
-    if isinstance(estimator, CoxRegression):
-        check_is_fitted(estimator)
-        return estimator
-    name = type(estimator).__name__
-    if name == "CoxPHSurvivalAnalysis":
-        check_is_fitted(estimator)
-        model = CoxRegression(alpha=estimator.alpha, ties=estimator.ties)
-        coef = estimator.coef_
-    elif name == "CoxPHFitter":
-        if not hasattr(estimator, "params_"):
-            raise NotFittedError("Fit the lifelines CoxPHFitter before computing influence.")
-        if np.any(np.asarray(estimator.l1_ratio) != 0) and np.any(estimator.penalizer != 0):
-            raise ValueError("Only L2 penalties are supported: use l1_ratio=0 in CoxPHFitter.")
-        X = np.asarray(X, dtype=np.float64)
-        alpha = X.shape[0] * estimator.penalizer * X.std(axis=0, ddof=1) ** 2
-        model = CoxRegression(alpha=alpha, ties="efron")
-        coef = estimator.params_.to_numpy()
-    else:
-        raise TypeError(
-            f"Cannot compute Cox influence for a {name}; pass a CoxRegression, a "
-            "scikit-survival CoxPHSurvivalAnalysis or a lifelines CoxPHFitter."
-        )
-    model.coef_ = np.asarray(coef, dtype=np.float64).copy()
-    model.n_features_in_ = model.coef_.size
-    model.n_iter_ = 0
-    return model
 
 
 def split_survival_frame(frame, duration_col, event_col):

@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 from ..influence.versatile import versatile_influence
-from ._cox import CoxRegression, as_cox_regression, newton_fit
+from ._adapters import cox_objective, model_inputs
+from ._cox import CoxRegression, newton_fit
 from ._partial_likelihood import RiskSets, cox_derivatives
 from ._removal import RemovalTerms
 from ._separation import rows_without_finite_refit
@@ -47,9 +48,14 @@ class CoxInfluence(BaseEstimator):
     Parameters
     ----------
     estimator : estimator, default=None
-        A :class:`CoxRegression`, scikit-survival ``CoxPHSurvivalAnalysis`` or lifelines
-        ``CoxPHFitter``. Used as is when already fitted (on the ``X, y`` given to ``fit``),
-        otherwise cloned and fitted. ``None`` means ``CoxRegression()``.
+        A :class:`CoxRegression`, scikit-survival ``CoxPHSurvivalAnalysis`` or
+        ``CoxnetSurvivalAnalysis`` (one ``alpha``, ``l1_ratio`` in (0, 1]), lifelines
+        ``CoxPHFitter``, or a Pipeline / search ending in one (e.g.
+        ``make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis())``). Used as is when already
+        fitted (on the ``X, y`` given to ``fit``), otherwise cloned and fitted. ``None`` means
+        ``CoxRegression()``. A Pipeline's preprocessing is held fixed as fitted, and for
+        Coxnet influence is taken on the active set (non-zero coefficients, signs held: the
+        standard approximation for L1 fits); ``method="loo"`` is not available for Coxnet.
     method : {"vif", "if", "newton", "loo"}, default="vif"
     device : str or torch.device, default="auto"
     n_jobs : int, default=None
@@ -61,14 +67,15 @@ class CoxInfluence(BaseEstimator):
     ----------
     estimator_ : estimator
         The fitted survival model.
-    coef_ : ndarray of shape (n_features,)
-        Its coefficients.
-    parameter_influence_ : ndarray of shape (n_train, n_features)
-        Predicted ``theta_-i - theta`` per training row (NaN where no finite refit exists).
+    coef_ : ndarray of shape (n_model_features,)
+        Its coefficients (on the inputs of the final model of a Pipeline).
+    parameter_influence_ : ndarray of shape (n_train, n_model_features)
+        Predicted ``theta_-i - theta`` per training row (NaN where no finite refit exists; zero
+        for the coefficients outside an L1 fit's active set).
     finite_refit_ : ndarray of shape (n_train,), bool
         False for rows whose removal leaves no finite refit.
     X_fit_, time_fit_, event_fit_ : ndarray
-        The training sample.
+        The training sample (``X_fit_`` as the final model sees it).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Defined when ``X`` has string column names.
@@ -117,18 +124,30 @@ class CoxInfluence(BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         time, event = check_survival_target(y, X.shape[0])
         self.estimator_ = self._fitted_estimator(X_user, y)
-        model = as_cox_regression(self.estimator_, X)
-        self._model = model
-        self.coef_ = model.coef_
+        objective, X_model = cox_objective(self.estimator_, X)
+        if objective.active is not None and self.method == "loo":
+            raise ValueError(
+                "method='loo' refits an L2 Cox model, not an L1 (Coxnet) fit; use method="
+                "'newton', or refit the CoxnetSurvivalAnalysis without each row yourself."
+            )
+        columns = np.arange(X_model.shape[1]) if objective.active is None else objective.active
+        model = self._model = objective.model
+        self.coef_ = np.zeros(X_model.shape[1])
+        self.coef_[columns] = model.coef_
+        X = X_model[:, columns]
         alpha = model._alpha_vector(X.shape[1])
         device = resolve_device(self.device)
         Xt, theta, alpha_t = (as_tensor(a, device) for a in (X, model.coef_, alpha))
         risk_sets = RiskSets(time, event, model.ties, device)
         loss, gradient, hessian = cox_derivatives(Xt, theta, risk_sets, alpha_t)
+        if objective.l1 is not None:  # the L1 term, linear on the active set
+            gradient = gradient + as_tensor(objective.l1, device) * torch.sign(theta)
         _warn_if_not_converged(gradient, hessian, loss)
 
-        self.X_fit_, self.time_fit_, self.event_fit_ = X, time, event
-        effects, failed = self._removal_effects(Xt, theta, alpha_t, risk_sets, hessian)
+        self.X_fit_, self.time_fit_, self.event_fit_ = X_model, time, event
+        active_effects, failed = self._removal_effects(Xt, theta, alpha_t, risk_sets, hessian)
+        effects = np.zeros((X.shape[0], X_model.shape[1]))
+        effects[:, columns] = active_effects
         unstable = rows_without_finite_refit(X, time, event, alpha) | failed
         if unstable.any():
             warnings.warn(
@@ -231,6 +250,7 @@ class CoxInfluence(BaseEstimator):
         """
         check_is_fitted(self)
         X_test = validate_data(self, X_test, dtype=np.float64, reset=False)
+        X_test = model_inputs(self.estimator_, X_test)
         shift = self.parameter_influence_ @ X_test.T
         if target == "log_risk":
             return shift
@@ -284,6 +304,7 @@ class CoxInfluence(BaseEstimator):
                 f"x_row has {x_row.shape[1]} features; the model was fitted with "
                 f"{self.n_features_in_}."
             )
+        x_row = model_inputs(self.estimator_, x_row)
         effect = self.parameter_influence_ @ x_row[0]
         top = np.argsort(-np.nan_to_num(np.abs(effect), nan=-1.0), kind="stable")[:k]
         norms = np.linalg.norm(self.X_fit_[top], axis=1) * np.linalg.norm(x_row)
