@@ -1,10 +1,14 @@
 """Registry from fitted-model types to adapter factories that build an :class:`Objective`."""
 
+import sys
+
 import numpy as np
 
 from .device import default_dtype, resolve_device
 
 _ADAPTERS = {}
+#: Top-level package -> function registering its adapters, run once that package is imported.
+_DEFERRED = {}
 
 
 def register_adapter(model_type, factory=None):
@@ -34,12 +38,29 @@ def register_adapter(model_type, factory=None):
     return factory
 
 
+def register_when_imported(package, register):
+    """Run ``register()`` (which registers adapters) once ``package`` has been imported.
+
+    For optional dependencies (skorch): skinfluence never imports them itself; a model of theirs
+    can only exist once the user has imported the package, and that is when the adapters are
+    registered.
+    """
+    _DEFERRED[package] = register
+
+
+def _register_imported():
+    for package in [p for p in _DEFERRED if sys.modules.get(p) is not None]:
+        _DEFERRED.pop(package)()
+
+
 def supported_models():
     """Names of the model types that have a registered adapter."""
+    _register_imported()
     return sorted(t.__name__ for t in _ADAPTERS)
 
 
 def find_adapter(model):
+    _register_imported()
     for cls in type(model).__mro__:
         if cls in _ADAPTERS:
             return _ADAPTERS[cls]
