@@ -101,6 +101,21 @@ def test_skactiveml_wrapper_is_unwrapped_for_influence():
     assert np.nanmax(util) > 0
 
 
+def test_prefitted_classifier_with_fit_clf_false():
+    from skactiveml.classifier import SklearnClassifier
+
+    X, y_true = _data()
+    y = _first_labels(y_true, per_class=5)
+    model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000)
+    fitted = SklearnClassifier(model, classes=np.unique(y_true)).fit(X, y)
+    selector = ActiveLearningSelector(method="fi", random_state=0)
+    got, util = selector.query(X, y, fitted, fit_clf=False, batch_size=3, return_utilities=True)
+    assert selector.estimator_ is fitted  # used as it is, not refitted
+    ref, ref_util = selector.query(X, y, model, batch_size=3, return_utilities=True)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_allclose(util, ref_util, rtol=1e-8)
+
+
 def test_sample_weight_reaches_the_fit_and_the_objective():
     X, y_true = _data()
     y = _first_labels(y_true, per_class=5)
