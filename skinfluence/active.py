@@ -251,7 +251,7 @@ class ActiveLearningSelector(BaseEstimator):
         -----
         UserWarning
             When the labeled rows hold fewer than two classes (a cold start): no classifier can
-            be fitted, so the rows are drawn at random.
+            be fitted, so the rows are drawn at random (silently for ``method="random"``).
         """
         self._validate_params()
         X = check_array(X, dtype=[np.float64, np.float32])
@@ -269,11 +269,12 @@ class ActiveLearningSelector(BaseEstimator):
         w_lab = None if sample_weight is None else sample_weight[labeled]
         n_classes = len(np.unique(y_lab))
         if n_classes < 2:
-            warnings.warn(
-                f"The labeled rows hold {n_classes} class(es); method={self.method!r} needs a "
-                "classifier fitted on at least two, so this query draws rows at random. Label "
-                "rows of two classes to query by utility.", UserWarning, stacklevel=2,
-            )
+            if self.method != "random":
+                warnings.warn(
+                    f"The labeled rows hold {n_classes} class(es); method={self.method!r} needs "
+                    "a classifier fitted on at least two, so this query draws rows at random. "
+                    "Label rows of two classes to query by utility.", UserWarning, stacklevel=2,
+                )
             self.estimator_ = None
             scores = rng.random_sample(len(X_cand))
         else:

@@ -83,6 +83,9 @@ def test_skactiveml_cold_start_falls_back_to_random():
             chosen = selector.query(X, y, clf, batch_size=4)
         assert len(set(chosen)) == 4 and np.isnan(y[chosen]).all()
         assert selector.estimator_ is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about for method="random"
+        ActiveLearningSelector(method="random").query(X, np.full(len(X), np.nan), clf)
 
 
 def test_skactiveml_wrapper_is_unwrapped_for_influence():
