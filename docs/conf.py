@@ -1,7 +1,9 @@
 """Sphinx configuration of the skinfluence documentation.
 
-Build with ``python -m sphinx -W docs docs/_build``. The gallery over ``examples/`` renders code
-only; set ``SKINFLUENCE_DOCS_RUN_EXAMPLES=1`` to execute every example (many minutes).
+``docs/run_gallery`` builds the published site: sphinx-gallery executes every example of
+``examples/`` and embeds its figures (and the gallery thumbnails) and printed output. A build
+that only checks the pages skips the execution with sphinx-gallery's own switch,
+``python -m sphinx -W -D plot_gallery=0 docs docs/_build`` (what ``tests/test_docs.py`` runs).
 """
 
 import os
@@ -42,12 +44,13 @@ intersphinx_mapping = {}
 
 default_role = "literal"
 
-run_examples = os.environ.get("SKINFLUENCE_DOCS_RUN_EXAMPLES") == "1"
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
-    "filename_pattern": "/plot_",
-    "plot_gallery": run_examples,
+    # Examples executed: all by default; SKINFLUENCE_GALLERY_PATTERN narrows it to the paths that
+    # match a regular expression (``docs/run_gallery plot_cox``), the others rendering as code.
+    "filename_pattern": os.environ.get("SKINFLUENCE_GALLERY_PATTERN", "/plot_"),
+    "plot_gallery": "True",
     "download_all_examples": False,
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": False,

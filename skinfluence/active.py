@@ -14,7 +14,9 @@ rows with the largest aggregate are labeled first. The FI kernel is
 """
 
 import math
+import sys
 import time
+import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -23,7 +25,12 @@ import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+)
 
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
@@ -48,15 +55,18 @@ class ActiveLearningSelector(BaseEstimator):
     """Choose the unlabeled rows to label next, by local influence (FI^active) or a baseline.
 
     Pool-based, as in scikit-activeml: rows of ``y`` equal to ``missing_label`` are unlabeled.
-    Each :meth:`query` fits a clone of ``estimator`` on the labeled rows, scores the candidate
-    rows (higher = label first) and returns the indices of the ``batch_size`` best.
+    Each :meth:`query` fits a clone of the classifier on the labeled rows, scores the candidate
+    rows (higher = label first) and returns the indices of the ``batch_size`` best. :meth:`query`
+    has the signature of scikit-activeml's ``SingleAnnotatorPoolQueryStrategy.query``: the
+    classifier may be passed per call (``clf``), as a skactiveml loop does.
 
     Parameters
     ----------
-    estimator : classifier
+    estimator : classifier, default=None
         Unfitted classifier with a skinfluence adapter for ``"fi"``, ``"iv"`` and the Laplace
         form of ``"bald"`` (``LogisticRegression``, skorch ``NeuralNetClassifier``, ...); any
         classifier with ``predict_proba`` for ``"uncertainty"``; any estimator for ``"random"``.
+        ``None``: every :meth:`query` must pass ``clf``.
     method : {"fi", "iv", "uncertainty", "bald", "random"}, default="uncertainty"
         ``"fi"``: FI^active (trimming paper, eq. 4.1, Algorithm 2): each unlabeled row ``x_u``
         with its predicted label ``yhat_u`` is a validation point; its FI (eq. 2.1) against every
@@ -124,11 +134,13 @@ class ActiveLearningSelector(BaseEstimator):
 
     Attributes
     ----------
-    estimator_ : estimator
-        Clone of ``estimator`` fitted on the labeled rows of the last :meth:`query`.
-    utilities_ : ndarray of shape (n_samples,)
+    estimator_ : estimator or None
+        The classifier of the last :meth:`query`, fitted on its labeled rows (``None`` after a
+        cold start).
+    utilities_ : ndarray of shape (n_samples,) or (n_candidates,)
         Utilities of the last query's candidates (higher = label first); NaN for the other rows.
-        Under ``subsample`` they are predicted ranks divided by the subsample size.
+        Indexed like ``X``, or like ``candidates`` when it held features. Under ``subsample``
+        they are predicted ranks divided by the subsample size.
     query_indices_ : ndarray of shape (batch_size,)
         The indices the last query returned.
 
@@ -153,7 +165,7 @@ class ActiveLearningSelector(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "estimator": [HasMethods(["fit", "predict"])],
+        "estimator": [None, HasMethods(["fit", "predict"])],
         "method": [StrOptions(set(METHODS))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions(set(AGGREGATIONS)), Interval(Real, 0, 1, closed="both")],
@@ -170,7 +182,7 @@ class ActiveLearningSelector(BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, *, method="uncertainty", batch_size=1,
+    def __init__(self, estimator=None, *, method="uncertainty", batch_size=1,
                  aggregation="trimmed_mean", uncertainty="margin", missing_label=np.nan,
                  subsample=None, params="auto", solver="auto", damping=0.0, mc_samples=20,
                  device="auto", n_jobs=None, random_state=None, verbose=0):
@@ -190,8 +202,12 @@ class ActiveLearningSelector(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def query(self, X, y, *, batch_size=None, candidates=None, return_utilities=False):
-        """Fit a clone of the estimator on the labeled rows and pick the rows to label next.
+    def query(self, X, y, clf=None, fit_clf=True, sample_weight=None, candidates=None,
+              batch_size=None, return_utilities=False):
+        """Fit the classifier on the labeled rows and pick the rows to label next.
+
+        The signature is scikit-activeml's ``SingleAnnotatorPoolQueryStrategy.query``, so the
+        selector drops into a skactiveml pool loop in place of e.g. ``UncertaintySampling``.
 
         Parameters
         ----------
@@ -199,82 +215,145 @@ class ActiveLearningSelector(BaseEstimator):
             Labeled and unlabeled rows.
         y : array-like of shape (n_samples,)
             Labels, ``missing_label`` for the unlabeled rows.
+        clf : classifier, default=None
+            The classifier of this query; ``None`` uses ``estimator``. A scikit-activeml
+            ``SklearnClassifier`` is unwrapped: influence is taken through its fitted
+            ``estimator_``.
+        fit_clf : bool, default=True
+            Fit a clone of the classifier on the labeled rows (with their ``sample_weight``).
+            With ``False`` the classifier must already be fitted on exactly those rows; it is used
+            as it is.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows; those of the labeled rows are passed to the classifier's ``fit``
+            and enter the training objective that influence differentiates.
+        candidates : array-like, default=None
+            ``None``: every unlabeled row. Integer array of shape (n_candidates,): indices into
+            ``X`` of unlabeled rows. Array of shape (n_candidates, n_features): candidate rows
+            given as features (not rows of ``X``); the returned indices then index them.
         batch_size : int, default=None
-            Overrides the constructor's ``batch_size`` for this call.
-        candidates : array-like of int, default=None
-            Indices into ``X`` of the unlabeled rows that may be chosen; default all of them.
+            Rows to return; ``None`` uses the constructor's ``batch_size``. Capped, with a
+            warning, at the number of candidates (as scikit-activeml does).
         return_utilities : bool, default=False
-            Also return :attr:`utilities_`.
+            Also return the utilities of each step of the batch.
 
         Returns
         -------
         query_indices : ndarray of shape (batch_size,)
-            Distinct indices into ``X`` of unlabeled rows, best first.
-        utilities : ndarray of shape (n_samples,)
-            Only with ``return_utilities=True``; NaN outside the candidates.
+            Distinct indices of the chosen rows, best first: into ``X``, or into ``candidates``
+            when it holds features.
+        utilities : ndarray of shape (batch_size, n_samples) or (batch_size, n_candidates)
+            Only with ``return_utilities=True``. Row ``i`` holds the utilities from which the
+            ``i``-th row was chosen: NaN for labeled rows, rows outside ``candidates`` and the
+            rows chosen before it, as scikit-activeml returns them. The second axis indexes ``X``
+            unless ``candidates`` holds features.
+
+        Warns
+        -----
+        UserWarning
+            When the labeled rows hold fewer than two classes (a cold start): no classifier can
+            be fitted, so the rows are drawn at random (silently for ``method="random"``).
         """
         self._validate_params()
-        batch_size = self.batch_size if batch_size is None else batch_size
-        if not isinstance(batch_size, Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         X = check_array(X, dtype=[np.float64, np.float32])
         y = np.asarray(y)
         if y.ndim != 1:
             raise ValueError(f"y must be one-dimensional, got shape {y.shape}.")
         check_consistent_length(X, y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
         labeled = ~_missing(y, self.missing_label)
-        candidates = _check_candidates(candidates, labeled)
-        if batch_size > len(candidates):
-            raise ValueError(
-                f"batch_size={batch_size} exceeds the {len(candidates)} candidate rows; ask for "
-                "fewer rows or pass more candidates."
-            )
-        y_lab = _labels(y[labeled])
-        if len(np.unique(y_lab)) < 2:
-            raise ValueError(
-                f"The labeled rows hold {len(np.unique(y_lab))} class(es); label rows of at least "
-                "two classes before querying."
-            )
+        X_cand, mapping = _candidate_rows(candidates, X, labeled)
+        batch_size = self._batch_size(batch_size, len(X_cand))
         rng = check_random_state(self.random_state)
-        self.estimator_ = clone(self.estimator).fit(X[labeled], y_lab)
-        scorer = _SCORERS[self.method]
-
-        def utilities_of(rows):
-            return scorer(self, X[labeled], y_lab, X[rows], rng)
-
-        if self.subsample is None:
-            scores = utilities_of(candidates)
+        X_lab, y_lab = X[labeled], _labels(y[labeled])
+        w_lab = None if sample_weight is None else sample_weight[labeled]
+        n_classes = len(np.unique(y_lab))
+        if n_classes < 2:
+            if self.method != "random":
+                warnings.warn(
+                    f"The labeled rows hold {n_classes} class(es); method={self.method!r} needs "
+                    "a classifier fitted on at least two, so this query draws rows at random. "
+                    "Label rows of two classes to query by utility.", UserWarning, stacklevel=2,
+                )
+            self.estimator_ = None
+            scores = rng.random_sample(len(X_cand))
         else:
-            scores = forest_ranks(utilities_of, X, candidates, self.subsample, rng, self.n_jobs)
+            self.estimator_ = self._fitted(clf, fit_clf, X_lab, y_lab, w_lab)
+            scorer = _SCORERS[self.method]
+
+            def utilities_of(rows):
+                return scorer(self, X_lab, y_lab, w_lab, X_cand[rows], rng)
+
+            rows = np.arange(len(X_cand))
+            if self.subsample is None:
+                scores = utilities_of(rows)
+            else:
+                scores = forest_ranks(utilities_of, X_cand, rows, self.subsample, rng,
+                                      self.n_jobs)
         # best first; equal utilities in random order
-        order = np.lexsort((rng.random_sample(len(candidates)), -scores))
-        self.utilities_ = np.full(len(X), np.nan)
-        self.utilities_[candidates] = scores
-        self.query_indices_ = candidates[order[:batch_size]]
-        if return_utilities:
-            return self.query_indices_, self.utilities_
-        return self.query_indices_
+        chosen = np.lexsort((rng.random_sample(len(X_cand)), -scores))[:batch_size]
+        self.utilities_ = np.full(len(X_cand) if mapping is None else len(X), np.nan)
+        self.utilities_[slice(None) if mapping is None else mapping] = scores
+        self.query_indices_ = chosen if mapping is None else mapping[chosen]
+        if not return_utilities:
+            return self.query_indices_
+        utilities = np.repeat(self.utilities_[None], batch_size, axis=0)
+        for i in range(1, batch_size):
+            utilities[i, self.query_indices_[:i]] = np.nan
+        return self.query_indices_, utilities
+
+    def _batch_size(self, batch_size, n_candidates):
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if not isinstance(batch_size, Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if batch_size > n_candidates:
+            warnings.warn(
+                f"batch_size={batch_size} exceeds the {n_candidates} candidate rows; returning "
+                f"{n_candidates}.", UserWarning, stacklevel=3,
+            )
+        return min(batch_size, n_candidates)
+
+    def _fitted(self, clf, fit_clf, X_lab, y_lab, w_lab):
+        """The classifier of this query, fitted on the labeled rows."""
+        clf = self.estimator if clf is None else clf
+        if clf is None:
+            raise ValueError(
+                "No classifier: pass clf to query or an estimator to ActiveLearningSelector."
+            )
+        if not fit_clf:
+            check_is_fitted(clf)
+            return clf
+        options = {} if w_lab is None else {"sample_weight": w_lab}
+        return clone(clf).fit(X_lab, y_lab, **options)
 
     # ------------------------------------------------------------ model views
+    def _model(self):
+        """The fitted model that is differentiated: ``estimator_``, unwrapped from a
+        scikit-activeml ``SklearnClassifier``."""
+        wrappers = sys.modules.get("skactiveml.classifier")
+        if wrappers is not None and isinstance(self.estimator_, wrappers.SklearnClassifier):
+            return self.estimator_.estimator_
+        return self.estimator_
+
     def _params(self):
         if self.params != "auto":
             return self.params
-        return "last" if hasattr(self.estimator_, "module_") else "all"
+        return "last" if hasattr(self._model(), "module_") else "all"
 
-    def _objective(self, X_lab, y_lab):
+    def _objective(self, X_lab, y_lab, w_lab):
         params = self._params()
         options = {} if params == "all" else {"params": params}
-        return make_objective(self.estimator_, X_lab, y_lab, device=self.device, **options)
+        return make_objective(self._model(), X_lab, y_lab, w_lab, device=self.device, **options)
 
     def _predicted_labels(self, objective, X):
         theta = objective.theta
-        return as_tensor(objective.encode(self.estimator_.predict(X)), theta.device, theta.dtype)
+        return as_tensor(objective.encode(self._model().predict(X)), theta.device, theta.dtype)
 
 
 # -------------------------------------------------------------------- methods
-def _fi_utilities(selector, X_lab, y_lab, X_cand, rng):
+def _fi_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
     """FI^active of each candidate (eq. 4.1, Algorithm 2), vectorised over all pairs."""
-    objective = selector._objective(X_lab, y_lab)
+    objective = selector._objective(X_lab, y_lab, w_lab)
     solver = make_solver(objective, selector.solver, selector.damping)
     rows = _labeled_sample(len(X_lab), selector.subsample, rng)
     N = local_influence_factors(objective, solver, rows=rows)  # (n_lab, p, r)
@@ -311,21 +390,21 @@ def _aggregate(values, aggregation):
     return torch.quantile(values, q, dim=1)
 
 
-def _iv_utilities(selector, X_lab, y_lab, X_cand, rng):
+def _iv_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
     """IV of each candidate under its predicted label, on the pool's predicted-label loss."""
-    objective = selector._objective(X_lab, y_lab)
+    objective = selector._objective(X_lab, y_lab, w_lab)
     solver = make_solver(objective, selector.solver, selector.damping)
-    y_hat = selector.estimator_.predict(X_cand)
+    y_hat = selector._model().predict(X_cand)
     options = {} if selector._params() == "all" else {"params": selector._params()}
-    candidates = make_objective(selector.estimator_, X_cand, y_hat, device=selector.device,
+    candidates = make_objective(selector._model(), X_cand, y_hat, device=selector.device,
                                 check_convergence=False, **options)
     # the mean (not the sum) of the pool's losses: the same ranking, one gradient
     pool = Target(objective, X_cand, y_hat, "mean_loss")
     return influence_value(candidates, solver, pool).detach().cpu().numpy()
 
 
-def _uncertainty_utilities(selector, X_lab, y_lab, X_cand, rng):
-    proba = np.asarray(selector.estimator_.predict_proba(X_cand), dtype=float)
+def _uncertainty_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
+    proba = np.asarray(selector._model().predict_proba(X_cand), dtype=float)
     if selector.uncertainty == "least_confident":
         return 1.0 - proba.max(1)
     if selector.uncertainty == "margin":
@@ -338,14 +417,14 @@ def _entropy(proba):
     return -(proba * np.log(np.clip(proba, 1e-300, None))).sum(-1)
 
 
-def _bald_utilities(selector, X_lab, y_lab, X_cand, rng):
+def _bald_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
     """BALD: ``H[mean_t p_t] - mean_t H[p_t]`` over posterior draws ``t``."""
     seed = int(rng.randint(2**31 - 1))
-    model = selector.estimator_
+    model = selector._model()
     if _dropout_layers(model):
         proba = _mc_dropout_proba(model, X_cand, selector.mc_samples, seed)
     else:
-        proba = _laplace_proba(selector, X_lab, y_lab, X_cand, seed)
+        proba = _laplace_proba(selector, X_lab, y_lab, w_lab, X_cand, seed)
     return _entropy(proba.mean(0)) - _entropy(proba).mean(0)
 
 
@@ -380,9 +459,9 @@ def _batches(n, size=4096):
     return [slice(start, start + size) for start in range(0, n, size)]
 
 
-def _laplace_proba(selector, X_lab, y_lab, X_cand, seed):
+def _laplace_proba(selector, X_lab, y_lab, w_lab, X_cand, seed):
     """Class probabilities (draws, m, K) at draws ``theta_hat + L^-T e`` with ``H = L L^T``."""
-    objective = selector._objective(X_lab, y_lab)
+    objective = selector._objective(X_lab, y_lab, w_lab)
     factor = make_solver(objective, "cholesky", selector.damping).factor
     theta = objective.theta
     gen = torch.Generator().manual_seed(seed)
@@ -394,7 +473,7 @@ def _laplace_proba(selector, X_lab, y_lab, X_cand, seed):
     return torch.stack(proba).detach().cpu().numpy()
 
 
-def _random_utilities(selector, X_lab, y_lab, X_cand, rng):
+def _random_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
     return rng.random_sample(len(X_cand))
 
 
@@ -430,15 +509,27 @@ def _labels(y):
     return y
 
 
-def _check_candidates(candidates, labeled):
-    unlabeled = np.flatnonzero(~labeled)
+def _candidate_rows(candidates, X, labeled):
+    """The candidate rows and their indices into ``X`` (``None`` when given as features)."""
     if candidates is None:
+        unlabeled = np.flatnonzero(~labeled)
         if len(unlabeled) == 0:
             raise ValueError("Every row of y is labeled; mark unlabeled rows with missing_label.")
-        return unlabeled
+        return X[unlabeled], unlabeled
     candidates = np.asarray(candidates)
+    if candidates.ndim == 2:
+        X_cand = check_array(candidates, dtype=X.dtype)
+        if X_cand.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"candidates given as features have {X_cand.shape[1]} columns but X has "
+                f"{X.shape[1]}; pass rows with the columns of X, or integer indices into X."
+            )
+        return X_cand, None
     if candidates.ndim != 1 or candidates.dtype.kind not in "iu":
-        raise ValueError("candidates must be a one-dimensional array of integer row indices.")
+        raise ValueError(
+            "candidates must be a one-dimensional array of integer row indices or a "
+            "two-dimensional array of candidate rows."
+        )
     if len(candidates) == 0:
         raise ValueError("candidates is empty; pass at least one unlabeled row index.")
     if candidates.min() < 0 or candidates.max() >= len(labeled):
@@ -450,7 +541,7 @@ def _check_candidates(candidates, labeled):
             f"candidates include labeled rows {candidates[labeled[candidates]][:5].tolist()}; "
             "only unlabeled rows (y == missing_label) can be queried."
         )
-    return candidates
+    return X[candidates], candidates
 
 
 # ----------------------------------------------------------- the simulated loop
@@ -502,7 +593,7 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
     -------
     Bunch
         ``n_labeled`` (n_rounds + 1,), ``scores`` (n_rounds + 1,) test scores of the model fitted
-        on the labeled rows, ``query_times`` (n_rounds,) seconds per query (including the fit),
+        on the labeled rows (NaN for a round that started with fewer than two classes), ``query_times`` (n_rounds,) seconds per query (including the fit),
         ``queried`` (n_rounds, batch_size) pool indices, ``initial`` the first labeled rows, and
         ``area`` (:func:`learning_curve_area`).
     """
@@ -526,7 +617,8 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
         idx = selector.query(X_pool, y)
         times.append(time.perf_counter() - start)
         n_labeled.append(int((~_missing(y, selector.missing_label)).sum()))
-        scores.append(selector.estimator_.score(X_test, y_test))
+        cold = selector.estimator_ is None
+        scores.append(np.nan if cold else selector.estimator_.score(X_test, y_test))
         y[idx] = y_pool[idx]
         queried.append(idx)
     labeled = ~_missing(y, selector.missing_label)
@@ -578,10 +670,15 @@ def plot_learning_curves(curves, *, ax=None, percent=True):
 def influence_sampling(learner, X_pool, n_instances=1, **selector_params):
     """A modAL query strategy backed by :class:`ActiveLearningSelector`.
 
+    Returns ``(indices, utilities)`` as modAL's own strategies do (modAL >= 0.4 unpacks the pair;
+    a bare index array would be unpacked as two indices), so ``ActiveLearner.query`` calls it once
+    per query. The learner's estimator, already fitted by modAL on ``X_training``, is used as it
+    is (``fit_clf=False``).
+
     Parameters
     ----------
     learner : modAL ActiveLearner
-        Supplies ``estimator``, ``X_training`` and ``y_training``.
+        Supplies the fitted ``estimator`` and its ``X_training`` and ``y_training``.
     X_pool : array-like of shape (n_pool, n_features)
         Unlabeled rows.
     n_instances : int, default=1
@@ -591,8 +688,10 @@ def influence_sampling(learner, X_pool, n_instances=1, **selector_params):
 
     Returns
     -------
-    ndarray of shape (n_instances,)
-        Indices into ``X_pool``.
+    indices : ndarray of shape (n_instances,)
+        Indices into ``X_pool``, best first.
+    utilities : ndarray of shape (n_instances,)
+        Their utilities (higher = label first).
 
     Examples
     --------
@@ -606,6 +705,6 @@ def influence_sampling(learner, X_pool, n_instances=1, **selector_params):
     y_train = np.asarray(learner.y_training).ravel()
     X = np.vstack([X_train, X_pool.astype(X_train.dtype)])
     y = np.concatenate([y_train.astype(object), np.full(len(X_pool), np.nan, dtype=object)])
-    selector = ActiveLearningSelector(learner.estimator, batch_size=n_instances,
-                                      **selector_params)
-    return selector.query(X, y) - len(X_train)
+    selector = ActiveLearningSelector(**selector_params)
+    chosen = selector.query(X, y, clf=learner.estimator, fit_clf=False, batch_size=n_instances)
+    return chosen - len(X_train), selector.utilities_[chosen]

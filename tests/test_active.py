@@ -162,8 +162,13 @@ def test_candidates_respected(method):
     chosen, utilities = selector.query(X, y, batch_size=4, candidates=candidates,
                                        return_utilities=True)
     assert set(chosen) <= set(candidates) and len(set(chosen)) == 4
+    # skactiveml's layout: one row per pick, NaN outside the candidates and for earlier picks
+    assert utilities.shape == (4, len(X))
     outside = np.setdiff1d(np.arange(len(X)), candidates)
-    assert np.isnan(utilities[outside]).all() and np.isfinite(utilities[candidates]).all()
+    assert np.isnan(utilities[:, outside]).all() and np.isfinite(utilities[0, candidates]).all()
+    for i in range(4):
+        assert np.isnan(utilities[i, chosen[:i]]).all()
+        assert utilities[i, chosen[i]] == np.nanmax(utilities[i])
 
 
 @pytest.mark.parametrize("method, options", [("random", {}), ("bald", {}),
@@ -215,9 +220,9 @@ def test_subsample_computes_exact_fi_on_alpha_of_the_pool(monkeypatch):
         seen["rows"] = rows
         return local_influence_factors(objective, solver, rows=rows)
 
-    def scorer(selector, X_lab, y_lab, X_cand, rng):
+    def scorer(selector, X_lab, y_lab, w_lab, X_cand, rng):
         seen["X_cand"] = X_cand
-        seen["scores"] = fi_scorer(selector, X_lab, y_lab, X_cand, rng)
+        seen["scores"] = fi_scorer(selector, X_lab, y_lab, w_lab, X_cand, rng)
         return seen["scores"]
 
     local_influence_factors, fi_scorer = active.local_influence_factors, active._SCORERS["fi"]
@@ -239,13 +244,12 @@ def test_bad_input():
     selector = ActiveLearningSelector(_model())
     with pytest.raises(ValueError, match="labeled rows"):
         selector.query(X, y, candidates=labeled[:2])
-    with pytest.raises(ValueError, match="exceeds"):
-        selector.query(X, y, batch_size=1000)
+    with pytest.warns(UserWarning, match="exceeds"):
+        assert len(selector.query(X, y, batch_size=1000)) == np.isnan(y).sum()
     with pytest.raises(ValueError, match="repeated"):
         selector.query(X, y, candidates=np.flatnonzero(np.isnan(y))[[0, 0]])
-    one_class = np.where(y == y[labeled[0]], y, np.nan)
-    with pytest.raises(ValueError, match="two classes"):
-        selector.query(X, one_class)
+    with pytest.raises(ValueError, match="No classifier"):
+        ActiveLearningSelector().query(X, y)
     with pytest.raises(ValueError, match="method"):
         ActiveLearningSelector(_model(), method="nope").query(X, y)
     with pytest.raises(ValueError, match="subsample"):
@@ -331,6 +335,8 @@ def test_modal_query_strategy():
         estimator = _model()
         X_training, y_training = X[labeled], y_true[labeled]
 
-    chosen = influence_sampling(Learner(), X[~labeled], n_instances=4, method="fi")
+    Learner.estimator.fit(Learner.X_training, Learner.y_training)
+    chosen, utilities = influence_sampling(Learner(), X[~labeled], n_instances=4, method="fi")
     assert chosen.shape == (4,) and len(set(chosen)) == 4
+    assert utilities.shape == (4,) and (np.diff(utilities) <= 0).all()
     assert chosen.min() >= 0 and chosen.max() < (~labeled).sum()

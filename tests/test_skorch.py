@@ -5,10 +5,14 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression, Ridge
-from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier, NeuralNetRegressor
 
 import skinfluence
 from skinfluence.backend import make_objective
+
+skorch = pytest.importorskip("skorch")  # the optional extra skinfluence[skorch]
+NeuralNetBinaryClassifier = skorch.NeuralNetBinaryClassifier
+NeuralNetClassifier = skorch.NeuralNetClassifier
+NeuralNetRegressor = skorch.NeuralNetRegressor
 
 
 def _full_batch(net_cls, module, wd, epochs, lr, **kw):

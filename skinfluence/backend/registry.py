@@ -1,5 +1,7 @@
 """Registry from fitted-model types to adapter factories that build an :class:`Objective`."""
 
+import sys
+
 import numpy as np
 from sklearn.utils.validation import check_array
 
@@ -11,6 +13,8 @@ _WRAPPERS = {}
 #: Adapter tables by kind: "objective" (row-separable losses, :class:`Objective`) and "cox"
 #: (partial-likelihood models, see :mod:`skinfluence.survival`).
 _KINDS = {"objective": _ADAPTERS, "cox": {}}
+#: Top-level package -> function registering its adapters, run once that package is imported.
+_DEFERRED = {}
 
 
 def register_adapter(model_type, factory=None, *, kind="objective"):
@@ -43,8 +47,24 @@ def register_adapter(model_type, factory=None, *, kind="objective"):
     return factory
 
 
+def register_when_imported(package, register):
+    """Run ``register()`` (which registers adapters) once ``package`` has been imported.
+
+    For optional dependencies (skorch): skinfluence never imports them itself; a model of theirs
+    can only exist once the user has imported the package, and that is when the adapters are
+    registered.
+    """
+    _DEFERRED[package] = register
+
+
+def _register_imported():
+    for package in [p for p in _DEFERRED if sys.modules.get(p) is not None]:
+        _DEFERRED.pop(package)()
+
+
 def supported_models(kind="objective"):
     """Names of the model types that have a registered adapter of ``kind``."""
+    _register_imported()
     return sorted(t.__name__ for t in _KINDS[kind])
 
 
@@ -58,6 +78,7 @@ def _nearest(table, model):
 
 def find_adapter(model, kind="objective"):
     """The factory registered for the nearest class of ``model`` (see :func:`register_adapter`)."""
+    _register_imported()
     factory = _nearest(_KINDS[kind], model)
     if factory is not None:
         return factory

@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from .device import as_tensor
 from .objective import Objective
-from .registry import register_adapter
+from .registry import register_adapter, register_when_imported
 
 
 def _nll_of_probabilities(Z, y):
@@ -247,11 +247,10 @@ def skorch_adapter(net, X, y, sample_weight, device, dtype, params="all"):
 
 
 def _register_skorch():
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # skorch is a dependency, but keep the backend importable without it
-        return
+    from skorch import NeuralNet
+
     register_adapter(NeuralNet, skorch_adapter)
 
 
-_register_skorch()
+# skorch is optional (``pip install skinfluence[skorch]``): never imported here
+register_when_imported("skorch", _register_skorch)

@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import resolve_device
 from skinfluence.multitask._objective import multitask_objective, task_positions
-from skinfluence.multitask._ridge import check_tasks
+from skinfluence.multitask._tasks import check_tasks
 
 
 def _check_data(X, y, tasks, X_val, y_val, tasks_val):
@@ -181,7 +181,7 @@ class MultitaskInfluence(BaseEstimator):
         self.device = device
         self.n_jobs = n_jobs
 
-    def fit(self, X, y, tasks, X_val=None, y_val=None, tasks_val=None):
+    def fit(self, X, y, tasks=None, X_val=None, y_val=None, tasks_val=None):
         """Fit the estimator and compute the influence scores.
 
         Parameters
@@ -189,7 +189,7 @@ class MultitaskInfluence(BaseEstimator):
         X, y : array-like of shape (n_samples, n_features), (n_samples,)
             Training data.
         tasks : array-like of shape (n_samples,)
-            Task label of each training row.
+            Task label of each training row (required).
         X_val, y_val, tasks_val : array-like, default=None
             Validation rows that define each task's validation loss. When omitted, each task's
             training loss is the target.

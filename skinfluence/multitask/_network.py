@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skinfluence.backend.device import as_tensor, resolve_device
 from skinfluence.multitask._objective import MultitaskObjective, multitask_objective, task_positions
-from skinfluence.multitask._ridge import check_tasks
+from skinfluence.multitask._tasks import REQUEST_TASKS, check_tasks
 
 
 def _bottom_shapes(n_features, hidden_layer_sizes):
@@ -101,6 +101,11 @@ class SharedBottomNetwork(BaseEstimator):
         "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
     }
 
+    __metadata_request__fit = REQUEST_TASKS
+    __metadata_request__predict = REQUEST_TASKS
+    __metadata_request__decision_function = REQUEST_TASKS
+    __metadata_request__predict_proba = REQUEST_TASKS
+
     def __init__(self, hidden_layer_sizes=(16,), loss="squared_error", alpha=1e-2, max_iter=500,
                  tol=1e-8, random_state=None, device="auto"):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -111,7 +116,7 @@ class SharedBottomNetwork(BaseEstimator):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y, tasks):
+    def fit(self, X, y, tasks=None):
         """Fit the shared layers and the task heads.
 
         Parameters
@@ -120,7 +125,7 @@ class SharedBottomNetwork(BaseEstimator):
         y : array-like of shape (n_samples,)
             Targets; 0/1 labels when ``loss="log_loss"``.
         tasks : array-like of shape (n_samples,)
-            Task label of each row.
+            Task label of each row (required; a keyword so that metadata routing can pass it).
 
         Returns
         -------
@@ -179,7 +184,7 @@ class SharedBottomNetwork(BaseEstimator):
         self.heads_ = heads.detach().cpu().numpy()
         return self
 
-    def decision_function(self, X, tasks):
+    def decision_function(self, X, tasks=None):
         """Raw head outputs (predictions, or logits for ``loss="log_loss"``) of shape (n,)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False)
@@ -189,15 +194,15 @@ class SharedBottomNetwork(BaseEstimator):
                         _bottom_shapes(X.shape[1], self.hidden_layer_sizes)).numpy()
         return np.einsum("nd,nd->n", Z, self.heads_[pos, :-1]) + self.heads_[pos, -1]
 
-    def predict(self, X, tasks):
+    def predict(self, X, tasks=None):
         """Predictions (``squared_error``) or 0/1 labels (``log_loss``) of shape (n,)."""
-        out = self.decision_function(X, tasks)
+        out = self.decision_function(X, tasks=tasks)
         return (out > 0).astype(int) if self.loss == "log_loss" else out
 
     @available_if(lambda self: self.loss == "log_loss")
-    def predict_proba(self, X, tasks):
+    def predict_proba(self, X, tasks=None):
         """Class probabilities (n, 2) of each row under its task's head."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X, tasks)))
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X, tasks=tasks)))
         return np.column_stack([1 - p, p])
 
 

@@ -8,25 +8,12 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import (
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import as_tensor
 from skinfluence.multitask._objective import MultitaskObjective, multitask_objective, task_positions
-
-
-def check_tasks(tasks, n_rows):
-    """Validate a task-label vector (one label per row, like ``groups`` in scikit-learn)."""
-    if tasks is None:
-        raise ValueError("`tasks` is required: pass one task label per row of X.")
-    tasks = column_or_1d(tasks, warn=True)
-    check_consistent_length(np.empty(n_rows), tasks)
-    return tasks
+from skinfluence.multitask._tasks import REQUEST_TASKS, check_tasks
 
 
 def _design(X, intercept):
@@ -83,10 +70,24 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(60, 3)); tasks = np.repeat(["a", "b", "c"], 20)
     >>> y = X @ [1.0, 0.0, -1.0] + rng.normal(scale=0.1, size=60)
-    >>> model = MultitaskRidge(lam=1.0).fit(X, y, tasks)
-    >>> model.predict(X[:2], ["a", "c"]).shape
+    >>> model = MultitaskRidge(lam=1.0).fit(X, y, tasks=tasks)
+    >>> model.predict(X[:2], tasks=["a", "c"]).shape
     (2,)
+
+    ``tasks`` is per-row metadata, requested by default, so with metadata routing enabled
+    scikit-learn's model selection slices and passes it:
+
+    >>> import sklearn
+    >>> from sklearn.model_selection import cross_val_score
+    >>> with sklearn.config_context(enable_metadata_routing=True):
+    ...     scores = cross_val_score(MultitaskRidge(), X, y, params={"tasks": tasks}, cv=3)
+    >>> scores.shape
+    (3,)
     """
+
+    __metadata_request__fit = REQUEST_TASKS
+    __metadata_request__predict = REQUEST_TASKS
+    __metadata_request__score = REQUEST_TASKS
 
     _parameter_constraints: ClassVar[dict] = {
         "lam": [Interval(Real, 0, None, closed="neither"), dict],
@@ -109,7 +110,7 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
         return lam
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, tasks):
+    def fit(self, X, y, tasks=None):
         """Fit the task and shared coefficients.
 
         Parameters
@@ -117,7 +118,7 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         tasks : array-like of shape (n_samples,)
-            Task label of each row.
+            Task label of each row (required; a keyword so that metadata routing can pass it).
 
         Returns
         -------
@@ -141,14 +142,14 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
         self.shared_coef_ = w[-d:]
         return self
 
-    def predict(self, X, tasks):
+    def predict(self, X, tasks=None):
         """Predict each row with the coefficients of its task.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         tasks : array-like of shape (n_samples,)
-            Task label of each row; every label must have been seen in ``fit``.
+            Task label of each row (required); every label must have been seen in ``fit``.
 
         Returns
         -------
@@ -159,9 +160,22 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
         pos = task_positions(self.tasks_, check_tasks(tasks, len(X)))
         return np.einsum("nd,nd->n", X, self.coef_[pos]) + self.intercept_[pos]
 
-    def score(self, X, y, tasks, sample_weight=None):
-        """R^2 of ``predict(X, tasks)`` against ``y``."""
-        return r2_score(y, self.predict(X, tasks), sample_weight=sample_weight)
+    def score(self, X, y, tasks=None, sample_weight=None):
+        """R^2 of ``predict(X, tasks=tasks)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        tasks : array-like of shape (n_samples,)
+            Task label of each row (required).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        return r2_score(y, self.predict(X, tasks=tasks), sample_weight=sample_weight)
 
 
 @multitask_objective.register(MultitaskRidge)
