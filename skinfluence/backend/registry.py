@@ -3,6 +3,7 @@
 import numpy as np
 
 from .device import default_dtype, resolve_device
+from .diagnostics import diagnose
 
 _ADAPTERS = {}
 
@@ -69,7 +70,9 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     dtype : torch.dtype, optional
         Defaults to float64 on the CPU, float32 on a GPU.
     check_convergence : bool, default=True
-        Warn, with the measured gradient norm, when the model is not at a minimum.
+        Run :func:`~skinfluence.backend.diagnostics.diagnose`: warn, with the measured figure,
+        when the model is not at a minimum of its objective on this data, or when the data
+        leave an unpenalised model without a unique finite minimum.
     **options
         Passed to the adapter (e.g. ``params="last"`` for skorch nets: last layer only).
 
@@ -83,5 +86,5 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     objective = factory(model, X, y, sw, device, dtype, **options)
     if check_convergence:
-        objective.check_convergence(type(model).__name__)
+        diagnose(objective, model)
     return objective

@@ -19,6 +19,8 @@ import warnings
 
 import torch
 
+from .diagnostics import DiagnosticWarning
+
 __all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver"]
 
 
@@ -49,7 +51,7 @@ class CholeskySolver:
                 f"The Hessian is not positive definite (smallest eigenvalue {lam_min:.3g}); "
                 f"adding damping {shift:.3g} to its diagonal. Influence estimates are then "
                 "approximate: check that the model has converged, or pass a larger `damping`.",
-                RuntimeWarning,
+                DiagnosticWarning,
                 stacklevel=2,
             )
             damping = shift
