@@ -258,3 +258,34 @@ def check_classes(objective, y, name="y"):
             f"{name} holds class indices {np.unique(codes[bad])[:5].tolist()} outside the "
             f"model's {n_classes} classes; labels must be integers 0..{n_classes - 1}."
         )
+
+
+def check_label_types(labels, name="tasks"):
+    """Labels of one kind: mixing numbers and strings has no order and no unambiguous match."""
+    if labels.dtype != object:
+        return labels
+    kinds = {"string" if isinstance(v, str) else "number" if isinstance(v, (Real, np.bool_))
+             else type(v).__name__ for v in labels}
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{name} mixes label types ({', '.join(sorted(kinds))}); use one type, e.g. "
+            f"strings for all: np.asarray({name}).astype(str)."
+        )
+    return labels
+
+
+def check_validation_tasks(tasks, tasks_val):
+    """Every task needs validation rows, and validation rows need a training task."""
+    unseen = np.setdiff1d(tasks_val, tasks)
+    if unseen.size:
+        raise ValueError(
+            f"tasks_val holds tasks {unseen[:5].tolist()} that no training row has; their "
+            "validation rows would be ignored. Drop them or add training rows for them."
+        )
+    empty = np.setdiff1d(tasks, tasks_val)
+    if empty.size:
+        raise ValueError(
+            f"tasks {empty[:5].tolist()} have no validation rows, so their validation loss is "
+            "undefined; pass validation rows for every task (or omit X_val, y_val and "
+            "tasks_val to validate on the training rows)."
+        )

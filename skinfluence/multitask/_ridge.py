@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skinfluence._validation import check_label_types
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import as_tensor
 from skinfluence.multitask._objective import MultitaskObjective, multitask_objective, task_positions
@@ -24,7 +25,7 @@ def check_tasks(tasks, n_rows):
     """Validate a task-label vector (one label per row, like ``groups`` in scikit-learn)."""
     if tasks is None:
         raise ValueError("`tasks` is required: pass one task label per row of X.")
-    tasks = column_or_1d(tasks, warn=True)
+    tasks = check_label_types(column_or_1d(tasks, warn=True), "tasks")
     check_consistent_length(np.empty(n_rows), tasks)
     return tasks
 
