@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._validation import DeviceOption
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 from ..influence.versatile import versatile_influence
@@ -19,7 +20,7 @@ from ._cox import CoxRegression, as_cox_regression, newton_fit
 from ._partial_likelihood import RiskSets, cox_derivatives
 from ._removal import RemovalTerms
 from ._separation import rows_without_finite_refit
-from ._validation import check_survival_target
+from ._validation import check_constant_columns, check_survival_target
 
 
 class CoxInfluence(BaseEstimator):
@@ -88,7 +89,7 @@ class CoxInfluence(BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "estimator": [None, HasMethods(["fit"])],
         "method": [StrOptions({"vif", "if", "newton", "loo"})],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
         "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
         "verbose": ["verbose"],
     }
@@ -121,6 +122,7 @@ class CoxInfluence(BaseEstimator):
         self._model = model
         self.coef_ = model.coef_
         alpha = model._alpha_vector(X.shape[1])
+        check_constant_columns(X, alpha, getattr(self, "feature_names_in_", None))
         device = resolve_device(self.device)
         Xt, theta, alpha_t = (as_tensor(a, device) for a in (X, model.coef_, alpha))
         risk_sets = RiskSets(time, event, model.ties, device)
