@@ -25,6 +25,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from ._validation import check_finite_target
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
@@ -510,6 +511,7 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
 
     X_pool = check_array(X_pool, dtype=[np.float64, np.float32])
     y_pool = np.asarray(y_pool)
+    check_finite_target(y_pool, "y_pool")  # the oracle must answer every query
     check_consistent_length(X_pool, y_pool)
     rng = check_random_state(random_state)
     selector = clone(selector)
