@@ -26,12 +26,14 @@ _PUBLIC = {
     "leave_one_task_out": "skinfluence.multitask",
     "CoxInfluence": "skinfluence.survival",
     "CoxRegression": "skinfluence.survival",
+    "DiagnosticWarning": "skinfluence.backend.diagnostics",
 }
 
 __all__ = [
     "ActiveLearningSelector",
     "CoxInfluence",
     "CoxRegression",
+    "DiagnosticWarning",
     "InfluenceTrimmer",
     "MultitaskInfluence",
     "MultitaskRidge",
