@@ -302,3 +302,16 @@ def check_kept_classes(estimator, y, support, budget):
             f"budget={budget!r} would remove every row of class(es) {lost[:5].tolist()}, which "
             "the refitted classifier would then never see; use a smaller budget."
         )
+
+
+def check_removable(objective, y, indices):
+    """Leaving out any one row of ``indices`` must leave a classifier every class."""
+    if not objective.is_classifier:
+        return
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    alone = indices[counts[inverse[indices]] == 1]
+    if alone.size:
+        raise ValueError(
+            f"rows {alone[:5].tolist()} are the only rows of their class: leaving one out "
+            "leaves the refitted classifier without that class. Drop them from indices."
+        )

@@ -11,6 +11,7 @@ from .._validation import (
     check_classes,
     check_fitted,
     check_indices,
+    check_removable,
     check_test_data,
     check_training_data,
     public,
@@ -77,6 +78,7 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     base = make_objective(estimator, X, y, sample_weight, device=device,
                           check_convergence=False)
     check_classes(base, y)
+    check_removable(base, y, indices)
     if y_test is not None:
         check_classes(base, y_test, "y_test")
     check_stationary(base, type(estimator).__name__)  # fitted on other rows? say so
