@@ -260,7 +260,7 @@ def test_constant_and_duplicated_columns_are_named():
 
 
 def test_large_feature_scale_is_not_reported_as_unconverged(diabetes):
-    Xtr, Xte, ytr, yte = diabetes
+    Xtr, _, ytr, _ = diabetes
     X = Xtr * 1e10 + 1e10  # features of size 1e10: the old check read round-off as 3e-2
     model = Ridge(alpha=1.0).fit(X, ytr)
     effects = _no_diagnostics(lambda: skinfluence.influence(model, X, ytr, X[:5], ytr[:5],

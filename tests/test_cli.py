@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,8 @@ def test_trim_reads_stdin_with_a_separator(table, capsys, monkeypatch):
 def test_missing_file_one_line_exit_2():
     """The issue's acceptance check, as a user runs it."""
     result = subprocess.run([sys.executable, "-m", "skinfluence", "trim", "missing.csv",
-                             "--target", "y"], capture_output=True, text=True)
+                             "--target", "y"], capture_output=True, text=True, check=False,
+                            cwd=Path(__file__).parents[1])
     assert result.returncode == 2
     assert result.stderr == "skinfluence trim: error: no such file: missing.csv\n"
 
