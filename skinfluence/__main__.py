@@ -118,6 +118,9 @@ def read_table(path, target, sep=","):
         raise UsageError(f"{path} is empty: expected a header row and data rows") from None
     except pd.errors.ParserError as err:
         raise UsageError(f"{path} is not a valid CSV file ({err}); check --sep") from None
+    if target is None:
+        raise UsageError(f"name the target column with --target; {path} has columns "
+                         f"{list(frame.columns)}")
     if target not in frame.columns:
         raise UsageError(f"no column {target!r} in {path}; columns are {list(frame.columns)}")
     if len(frame) == 0:
@@ -285,7 +288,7 @@ def build_parser():
     trim = sub.add_parser("trim", parents=[common], help="remove harmful rows of a CSV file")
     trim.add_argument("data", help="CSV file with a header row and numeric features; - reads "
                                    "stdin")
-    trim.add_argument("--target", required=True, help="name of the target column")
+    trim.add_argument("--target", help="name of the target column (required)")
     trim.add_argument("--sep", default=",", help="column separator (default ,)")
     trim.add_argument("--budget", type=_parse_budget, default=0.05,
                       help="rows to remove: 10, 0.05 or 5%% (default 5%%)")

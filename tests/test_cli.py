@@ -88,12 +88,13 @@ def test_trim_reads_stdin_with_a_separator(table, capsys, monkeypatch):
 
 
 def test_missing_file_one_line_exit_2():
-    """The issue's acceptance check, as a user runs it."""
-    result = subprocess.run([sys.executable, "-m", "skinfluence", "trim", "missing.csv",
-                             "--target", "y"], capture_output=True, text=True, check=False,
+    """The issue's acceptance check, ``python -m skinfluence trim missing.csv``, as run."""
+    result = subprocess.run([sys.executable, "-m", "skinfluence", "trim", "missing.csv"],
+                            capture_output=True, text=True, check=False,
                             cwd=Path(__file__).parents[1])
     assert result.returncode == 2
     assert result.stderr == "skinfluence trim: error: no such file: missing.csv\n"
+    assert result.stdout == ""
 
 
 def test_missing_cells_are_reported_by_row_and_column(tmp_path, table, capsys):
@@ -120,6 +121,7 @@ def test_bad_tables(tmp_path, table, capsys, edit, message):
 
 def test_bad_options(csv, capsys):
     assert "no column 'nope'" in _error(capsys, ["trim", str(csv), "--target", "nope"])
+    assert "name the target column with --target" in _error(capsys, ["trim", str(csv)])
     n = len(pd.read_csv(csv))
     assert "budget" in _error(capsys, ["trim", str(csv), "--target", "label", "--budget",
                                        str(n)])
