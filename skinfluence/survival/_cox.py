@@ -209,6 +209,17 @@ def concordance_index(time, event, risk):
     return concordant / comparable
 
 
+def check_cox_model(estimator):
+    """Raise a clear error unless ``estimator`` is a Cox model :func:`as_cox_regression` takes."""
+    name = type(estimator).__name__
+    if not isinstance(estimator, CoxRegression) and name not in ("CoxPHSurvivalAnalysis",
+                                                                 "CoxPHFitter"):
+        raise TypeError(
+            f"Cannot compute Cox influence for a {name}; pass a CoxRegression, a "
+            "scikit-survival CoxPHSurvivalAnalysis or a lifelines CoxPHFitter."
+        )
+
+
 def as_cox_regression(estimator, X):
     """A fitted :class:`CoxRegression` with the same objective as a fitted ``estimator``.
 
@@ -218,6 +229,7 @@ def as_cox_regression(estimator, X):
     ``ddof=1``), i.e. ``alpha_j = n * penalizer * std_j^2`` here. The Hessian is recomputed from
     the coefficients and the training data when influence is computed.
     """
+    check_cox_model(estimator)
     if isinstance(estimator, CoxRegression):
         check_is_fitted(estimator)
         return estimator
@@ -235,11 +247,6 @@ def as_cox_regression(estimator, X):
         alpha = X.shape[0] * estimator.penalizer * X.std(axis=0, ddof=1) ** 2
         model = CoxRegression(alpha=alpha, ties="efron")
         coef = estimator.params_.to_numpy()
-    else:
-        raise TypeError(
-            f"Cannot compute Cox influence for a {name}; pass a CoxRegression, a "
-            "scikit-survival CoxPHSurvivalAnalysis or a lifelines CoxPHFitter."
-        )
     model.coef_ = np.asarray(coef, dtype=np.float64).copy()
     model.n_features_in_ = model.coef_.size
     model.n_iter_ = 0

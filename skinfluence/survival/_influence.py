@@ -16,7 +16,7 @@ from .._validation import DeviceOption
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 from ..influence.versatile import versatile_influence
-from ._cox import CoxRegression, as_cox_regression, newton_fit
+from ._cox import CoxRegression, as_cox_regression, check_cox_model, newton_fit
 from ._partial_likelihood import RiskSets, cox_derivatives
 from ._removal import RemovalTerms
 from ._separation import rows_without_finite_refit
@@ -149,6 +149,7 @@ class CoxInfluence(BaseEstimator):
     def _fitted_estimator(self, X, y):
         if self.estimator is None:
             return CoxRegression(device=self.device).fit(X, y)
+        check_cox_model(self.estimator)
         try:
             if hasattr(self.estimator, "params_"):  # a fitted lifelines CoxPHFitter
                 return self.estimator
