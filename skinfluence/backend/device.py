@@ -49,6 +49,12 @@ def as_tensor(array, device, dtype=None):
     """Copy ``array`` into a tensor on ``device``; never aliases a user's numpy array."""
     dtype = dtype or default_dtype(device)
     if isinstance(array, np.ndarray):
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Cannot compute on values of dtype {array.dtype} (e.g. {array.flat[0]!r}): "
+                "features and regression targets must be numeric; class labels need a "
+                "classifier that maps them to indices."
+            )
         # torch cannot wrap negative strides (X[::-1], np.flip); this copy never aliases either
         array = np.ascontiguousarray(array)
     return torch.as_tensor(array, dtype=dtype).to(device).clone()

@@ -84,7 +84,13 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    objective = factory(model, X, y, sw, device, dtype, **options)
+    try:
+        objective = factory(model, X, y, sw, device, dtype, **options)
+    except RuntimeError as err:  # torch cannot evaluate the model on X (shapes, dtypes)
+        raise ValueError(
+            f"{type(model).__name__} cannot be evaluated on X of shape {np.shape(X)}: "
+            f"{' '.join(str(err).split())}. Pass the inputs the model was trained on."
+        ) from err
     if check_convergence:
         diagnose(objective, model)
     return objective
