@@ -154,6 +154,11 @@ def _check_target(y, name):
                     input_name=name)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be one-dimensional (one target per row); got shape {y.shape}. "
+            "skinfluence supports one target column: fit one model per target."
+        )
     check_finite_target(y, name)
     return y
 
@@ -237,7 +242,7 @@ def adapter_options(estimator, params):
     return {"params": params}
 
 
-def check_classes(objective, y, name="y"):
+def check_targets(objective, y, name="y"):
     """A classifier needs two classes; its encoded labels must index its outputs."""
     if not objective.is_classifier:
         return
@@ -262,7 +267,10 @@ def check_classes(objective, y, name="y"):
 
 
 def check_label_types(labels, name="tasks"):
-    """Labels of one kind: mixing numbers and strings has no order and no unambiguous match."""
+    """Labels of one kind, none missing: mixing numbers and strings has no order and no
+    unambiguous match."""
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
+        raise ValueError(f"{name} contains NaN labels; give every row a label.")
     if labels.dtype != object:
         return labels
     kinds = {"string" if isinstance(v, str) else "number" if isinstance(v, (Real, np.bool_))

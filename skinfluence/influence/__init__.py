@@ -6,8 +6,8 @@ work on a :class:`skinfluence.backend.Objective` and torch tensors.
 
 from .._validation import (
     adapter_options,
-    check_classes,
     check_fitted,
+    check_targets,
     check_test_data,
     check_training_data,
     public,
@@ -30,7 +30,7 @@ def _objective(estimator, X, y, sample_weight, device, params):
     X, y, sample_weight = check_training_data(X, y, sample_weight, estimator)
     objective = make_objective(estimator, X, y, sample_weight, device=device,
                                check_convergence=False, **adapter_options(estimator, params))
-    check_classes(objective, y)
+    check_targets(objective, y)
     diagnose(objective, estimator)
     return objective, X
 
@@ -38,7 +38,7 @@ def _objective(estimator, X, y, sample_weight, device, params):
 def _target(objective, estimator, X, X_test, y_test, kind, names=("X_test", "y_test")):
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1], estimator, names)
     if y_test is not None:
-        check_classes(objective, y_test, names[1])
+        check_targets(objective, y_test, names[1])
     return Target(objective, X_test, y_test, kind)
 
 

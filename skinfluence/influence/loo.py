@@ -8,10 +8,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .._validation import (
-    check_classes,
     check_fitted,
     check_indices,
     check_removable,
+    check_targets,
     check_test_data,
     check_training_data,
     public,
@@ -77,10 +77,10 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     indices = check_indices(indices, len(X))
     base = make_objective(estimator, X, y, sample_weight, device=device,
                           check_convergence=False)
-    check_classes(base, y)
+    check_targets(base, y)
     check_removable(base, y, indices)
     if y_test is not None:
-        check_classes(base, y_test, "y_test")
+        check_targets(base, y_test, "y_test")
     check_stationary(base, type(estimator).__name__)  # fitted on other rows? say so
     reference = Target(base, X_test, y_test, target).values(base.theta)
 
