@@ -280,3 +280,21 @@ def test_indefinite_hessian_reports_eigenvalue_and_damping():
     H = torch.diag(torch.tensor([2.0, 1.0, -0.5], dtype=torch.float64))
     with pytest.warns(DiagnosticWarning, match=r"smallest eigenvalue -0\.5.*adding damping 0\.5"):
         CholeskySolver(H)
+
+
+# ------------------------------------------------------------------ found by further probes
+def test_more_probes_get_clear_errors(ridge_data, tasks_data):
+    model, X, y = ridge_data
+    with pytest.raises(ValueError, match=r"y must be one-dimensional .* shape \(40, 2\)"):
+        skinfluence.influence(model, X, np.c_[y, y], X[:2], y[:2])
+    with pytest.raises(ValueError, match="dtype <U.* must be numeric"):
+        skinfluence.self_influence(model, X, np.array(["a", "b"] * 20))
+    with pytest.raises(ValueError, match=r"TorchModel cannot be evaluated on X of shape \(40, 4\)"):
+        skinfluence.self_influence(TorchModel(torch.nn.Linear(5, 2)), X, (y > 0).astype(int))
+    with pytest.raises(ValueError, match="The Hessian is zero.*damping > 0"):
+        skinfluence.versatile_influence(lambda t, m: t.sum() * m.sum(), [1.0, 2.0], 3)
+    with pytest.raises(TypeError, match="Cannot compute Cox influence for a Ridge"):
+        CoxInfluence(Ridge(), method="if").fit(*load_survival_dataset("whas500"))
+    X_t, y_t, tasks = tasks_data
+    with pytest.raises(ValueError, match="tasks contains NaN labels"):
+        MultitaskRidge().fit(X_t, y_t, np.where(tasks == 0, np.nan, tasks))
