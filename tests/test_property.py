@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 import skinfluence
 from skinfluence import InfluenceTrimmer
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 #: Where an error may come from: skinfluence itself or the scikit-learn validation it calls.
@@ -258,3 +258,62 @@ def test_mixed_task_labels_of_one_type_work(labels):
     X, y = rng.normal(size=(6, 2)), rng.normal(size=6)
     tasks = skinfluence.MultitaskRidge().fit(X, y, labels)
     assert np.isfinite(tasks.predict(X, labels)).all()
+
+
+def _table(rng, model):
+    """A small CSV table with numeric features and a target column, possibly spoiled."""
+    n, d = rng.integers(1, 41), rng.integers(1, 4)
+    frame = pd.DataFrame(rng.normal(size=(n, d)).round(3), columns=[f"f{j}" for j in range(d)])
+    if model == "ridge":
+        frame["label"] = rng.normal(size=n).round(3)
+    else:
+        frame["label"] = np.array(["a", "b", "c"])[rng.integers(0, rng.choice([2, 3, 1]), n)]
+    spoil = rng.choice(["none", "empty cell", "text", "inf", "empty label", "no features"],
+                       p=[0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    if spoil == "no features":
+        return frame[["label"]]
+    if spoil != "none":
+        row, col = rng.integers(n), f"f{rng.integers(d)}"
+        if spoil == "empty label":
+            frame["label"] = frame["label"].astype(object)
+            frame.loc[row, "label"] = None
+        else:
+            frame[col] = frame[col].astype(object)
+            frame.loc[row, col] = {"empty cell": None, "text": "n/a", "inf": np.inf}[spoil]
+    return frame
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_cli_never_shows_a_traceback(tmp_path_factory, seed):
+    """Any table and options: exit 0, or one line on stderr and exit status 2.
+
+    The table and options are drawn uniformly from ``seed`` (hypothesis's own choices favour a
+    few options heavily here).
+    """
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    from skinfluence.__main__ import main
+
+    rng = np.random.default_rng(seed)
+    model = str(rng.choice(["logistic", "ridge"]))
+    budget = str(rng.choice(["1", "5%", "0.1", "1", "0", "0.5", "1.5", "-3", "1000"]))
+    holdout = str(rng.choice(["0.2", "0.3", "0.5", "0", "1"], p=[0.5, 0.3, 0.1, 0.05, 0.05]))
+    path = tmp_path_factory.mktemp("cli") / "data.csv"
+    _table(rng, model).to_csv(path, index=False)
+    err = StringIO()
+    argv = ["trim", str(path), "--target", "label", "--budget", budget, "--holdout", holdout,
+            "--model", model]
+    with redirect_stdout(StringIO()), redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            status = main(argv)
+        except SystemExit as exit_info:  # argparse rejects an option
+            status = exit_info.code
+    assert status in (0, 2)
+    event(f"cli exit {status}")
+    if status == 2:
+        assert err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue()
+        event(f"cli: {err.getvalue().replace(str(path), 'FILE').split(': ', 3)[-1][:40]}")
