@@ -317,3 +317,51 @@ def test_cli_never_shows_a_traceback(tmp_path_factory, seed):
     if status == 2:
         assert err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue()
         event(f"cli: {err.getvalue().replace(str(path), 'FILE').split(': ', 3)[-1][:40]}")
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1))
+def test_multitask_influence(seed):
+    """Random task layouts (int or str labels, tasks down to one row, validation rows):
+    finite influence or a clean error; inputs unchanged."""
+    rng = np.random.default_rng(seed)
+    n_tasks, n, d = rng.integers(1, 5), rng.integers(2, 30), rng.integers(1, 4)
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    tasks = rng.integers(0, n_tasks, n)
+    if rng.random() < 0.5:
+        tasks = np.array(["t0", "t1", "t2", "t3"])[tasks]
+    X_val = y_val = tasks_val = None
+    if rng.random() < 0.5:
+        X_val, y_val, tasks_val = X[::-1], y[::-1], tasks[::-1]
+    model = skinfluence.MultitaskInfluence(skinfluence.MultitaskRidge())
+    fitted = _call(lambda: model.fit(X, y, tasks, X_val, y_val, tasks_val), [X, y, tasks])
+    if fitted is not None:
+        assert np.isfinite(fitted.data_influence_).all()
+        off_diagonal = ~np.eye(len(fitted.tasks_), dtype=bool)
+        assert np.isfinite(fitted.task_influence_[off_diagonal]).all()
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), method=st.sampled_from(["vif", "if", "newton"]))
+def test_cox_influence(seed, method):
+    """Random survival data (ties, censoring, binary and constant columns, penalties): finite
+    effects except the documented NaN rows (``finite_refit_`` False, with a warning), or a
+    clean error; inputs unchanged."""
+    rng = np.random.default_rng(seed)
+    n, d = rng.integers(3, 40), rng.integers(1, 4)
+    X = rng.normal(size=(n, d))
+    if rng.random() < 0.3:
+        X[:, 0] = rng.integers(0, 2, n)  # a binary column: separation is possible
+    if rng.random() < 0.1:
+        X[:, -1] = 1.0  # a constant column
+    time = rng.integers(1, 10, n).astype(float)  # ties
+    observed = rng.random(n) < rng.uniform(0.1, 1.0)
+    y = np.column_stack([time, observed])
+    alpha = float(rng.choice([0.0, 0.1, 1.0]))
+    model = skinfluence.CoxInfluence(skinfluence.CoxRegression(alpha=alpha), method=method)
+    fitted = _call(lambda: model.fit(X, y), [X, y])
+    if fitted is not None:
+        effects = fitted.parameter_influence_
+        assert np.isfinite(effects[fitted.finite_refit_]).all()
+        assert np.isnan(effects[~fitted.finite_refit_]).all()
+        event(f"rows without a finite refit: {'some' if (~fitted.finite_refit_).any() else 0}")
