@@ -29,12 +29,14 @@ _PUBLIC = {
     "CoxRegression": "skinfluence.survival",
     "TrajectoryInfluence": "skinfluence.trajectory",
     "repeated_leave_one_out": "skinfluence.influence.repeated_loo",
+    "DiagnosticWarning": "skinfluence.backend.diagnostics",
 }
 
 __all__ = [
     "ActiveLearningSelector",
     "CoxInfluence",
     "CoxRegression",
+    "DiagnosticWarning",
     "InfluenceTrimmer",
     "MultitaskInfluence",
     "MultitaskRidge",
@@ -48,8 +50,8 @@ __all__ = [
     "leave_one_task_out",
     "make_objective",
     "register_adapter",
-    "repeated_leave_one_out",
     "register_wrapper",
+    "repeated_leave_one_out",
     "self_influence",
     "versatile_influence",
 ]

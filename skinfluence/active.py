@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
+from ._validation import check_finite_target, public
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
@@ -564,6 +565,10 @@ def learning_curve_area(n_labeled, scores):
     return float(np.trapezoid(scores, n_labeled) / (n_labeled[-1] - n_labeled[0]))
 
 
+@public("X_test", "y_test", "verbose", selector=[HasMethods(["query"])],
+        X_pool=["array-like"], y_pool=["array-like"],
+        n_initial=[Interval(Integral, 1, None, closed="left")],
+        n_rounds=[Interval(Integral, 0, None, closed="left")], random_state=["random_state"])
 def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial, n_rounds,
                           random_state=None, verbose=0):
     """Simulate pool-based active learning with an oracle and record the test score per round.
@@ -601,7 +606,11 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
 
     X_pool = check_array(X_pool, dtype=[np.float64, np.float32])
     y_pool = np.asarray(y_pool)
+    check_finite_target(y_pool, "y_pool")  # the oracle must answer every query
     check_consistent_length(X_pool, y_pool)
+    if n_initial >= len(y_pool):
+        raise ValueError(f"n_initial={n_initial} leaves no unlabeled row in a pool of "
+                         f"{len(y_pool)}; start with fewer labeled rows.")
     rng = check_random_state(random_state)
     selector = clone(selector)
     numeric = y_pool.dtype.kind in "biuf"

@@ -1,6 +1,10 @@
 """Device and dtype policy shared by every computation in the library."""
 
+import numpy as np
 import torch
+
+#: Device types a ``device`` string may name (besides ``"auto"``).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def resolve_device(device="auto"):
@@ -17,7 +21,17 @@ def resolve_device(device="auto"):
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    if not isinstance(device, torch.device):
+        given = device
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type not in DEVICE_TYPES:
+            raise ValueError(
+                f"device={given!r} is not a device skinfluence can compute on; use 'auto', "
+                "'cpu', 'cuda', 'cuda:N' (a GPU index) or a torch.device."
+            )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={str(device)!r} was requested but no CUDA GPU is visible; "
@@ -34,4 +48,13 @@ def default_dtype(device):
 def as_tensor(array, device, dtype=None):
     """Copy ``array`` into a tensor on ``device``; never aliases a user's numpy array."""
     dtype = dtype or default_dtype(device)
+    if isinstance(array, np.ndarray):
+        if array.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Cannot compute on values of dtype {array.dtype} (e.g. {array.flat[0]!r}): "
+                "features and regression targets must be numeric; class labels need a "
+                "classifier that maps them to indices."
+            )
+        # torch cannot wrap negative strides (X[::-1], np.flip); this copy never aliases either
+        array = np.ascontiguousarray(array)
     return torch.as_tensor(array, dtype=dtype).to(device).clone()

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from .device import default_dtype, resolve_device
+from .diagnostics import diagnose
 from .objective import _identity
 
 _ADAPTERS = {}
@@ -116,7 +117,9 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     dtype : torch.dtype, optional
         Defaults to float64 on the CPU, float32 on a GPU.
     check_convergence : bool, default=True
-        Warn, with the measured gradient norm, when the model is not at a minimum.
+        Run :func:`~skinfluence.backend.diagnostics.diagnose`: warn, with the measured figure,
+        when the model is not at a minimum of its objective on this data, or when the data
+        leave an unpenalised model without a unique finite minimum.
     **options
         Passed to the adapter (e.g. ``params="last"`` for skorch nets: last layer only).
 
@@ -129,15 +132,18 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    if view.row_counts is not None:
-        counts = view.row_counts(len(X))
-        sw = counts if sw is None else sw * counts
-    objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw, device,
-                        dtype, **options)
+    try:
+        objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw,
+                            device, dtype, **options)
+    except RuntimeError as err:  # torch cannot evaluate the model on X (shapes, dtypes)
+        raise ValueError(
+            f"{type(view.estimator).__name__} cannot be evaluated on X of shape {np.shape(X)}: "
+            f"{' '.join(str(err).split())}. Pass the inputs the model was trained on."
+        ) from err
     objective.preprocess = _compose(view.transform, objective.preprocess)
     objective.encode = _compose(view.transform_target, objective.encode)
     if check_convergence:
-        objective.check_convergence(type(view.estimator).__name__)
+        diagnose(objective, view.estimator)
     return objective
 
 

@@ -19,6 +19,8 @@ import warnings
 
 import torch
 
+from .diagnostics import DiagnosticWarning
+
 __all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver"]
 
 
@@ -40,16 +42,22 @@ class CholeskySolver:
 
     def __init__(self, H, damping=0.0):
         H = 0.5 * (H + H.T)
+        if not torch.isfinite(H).all():
+            raise ValueError("The Hessian holds NaN or infinity: the fitted parameters or the "
+                             "data are not finite (an unpenalised fit that diverged?).")
         eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
         factor, info = torch.linalg.cholesky_ex(H + damping * eye)
         if info.item() != 0:
             lam_min = torch.linalg.eigvalsh(H)[0].item()
             shift = abs(lam_min) + 1e-6 * H.diagonal().abs().mean().item() + damping
+            if shift <= 0:
+                raise ValueError("The Hessian is zero: the objective has no curvature in "
+                                 "theta. Pass damping > 0 or check the loss.")
             warnings.warn(
                 f"The Hessian is not positive definite (smallest eigenvalue {lam_min:.3g}); "
                 f"adding damping {shift:.3g} to its diagonal. Influence estimates are then "
                 "approximate: check that the model has converged, or pass a larger `damping`.",
-                RuntimeWarning,
+                DiagnosticWarning,
                 stacklevel=2,
             )
             damping = shift

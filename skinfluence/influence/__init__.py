@@ -4,8 +4,16 @@ Public entry points take a fitted estimator and numpy data; the functions in the
 work on a :class:`skinfluence.backend.Objective` and torch tensors.
 """
 
-from .._validation import check_classes, check_fitted, check_test_data, check_training_data
+from .._validation import (
+    adapter_options,
+    check_fitted,
+    check_targets,
+    check_test_data,
+    check_training_data,
+    public,
+)
 from ..backend import CholeskySolver, make_objective, make_solver
+from ..backend.diagnostics import diagnose
 from .first_order import influence_function
 from .first_order import influence_value as _influence_value
 from .first_order import self_influence as _self_influence
@@ -15,18 +23,27 @@ from .targets import Target
 
 __all__ = ["influence", "influence_value", "leave_one_out", "self_influence"]
 
-METHODS = ("influence", "newton")
-
 
 def _objective(estimator, X, y, sample_weight, device, params):
+    """Validated training data and the objective of ``estimator``, diagnosed."""
     check_fitted(estimator)
-    X, y, sample_weight = check_training_data(X, y, sample_weight)
-    options = {} if params == "all" else {"params": params}
-    objective = make_objective(estimator, X, y, sample_weight, device=device, **options)
-    check_classes(objective, y)
+    X, y, sample_weight = check_training_data(X, y, sample_weight, estimator)
+    objective = make_objective(estimator, X, y, sample_weight, device=device,
+                               check_convergence=False, **adapter_options(estimator, params))
+    check_targets(objective, y)
+    diagnose(objective, estimator)
     return objective, X
 
 
+def _target(objective, estimator, X, X_test, y_test, kind, names=("X_test", "y_test")):
+    X_test, y_test = check_test_data(X_test, y_test, X.shape[1], estimator, names)
+    if y_test is not None:
+        check_targets(objective, y_test, names[1])
+    return Target(objective, X_test, y_test, kind)
+
+
+@public("X", "y", "X_test", "y_test", "target", "method", "sample_weight", "solver", "damping",
+        "device", "params")
 def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="influence",
               sample_weight=None, solver="auto", damping=0.0, device="auto", params="all"):
     """Predicted effect of removing each training row on each test row's loss or prediction.
@@ -81,16 +98,14 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
     >>> effects.shape
     (300,)
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
     objective, X = _objective(estimator, X, y, sample_weight, device, params)
-    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
-    tgt = Target(objective, X_test, y_test, target)
+    tgt = _target(objective, estimator, X, X_test, y_test, target)
     curvature = make_solver(objective, solver, damping)
     measure = influence_function if method == "influence" else newton_effects
     return tgt.finalize(measure(objective, curvature, tgt))
 
 
+@public("X", "y", "sample_weight", "solver", "damping", "device", "params")
 def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", damping=0.0,
                    device="auto", params="all"):
     """Predicted removal effect of each training row on its own loss (always >= 0).
@@ -110,6 +125,7 @@ def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", dampin
     return _self_influence(objective, curvature).detach().cpu().numpy()
 
 
+@public("X", "y", "X_val", "y_val", "damping", "device")
 def influence_value(estimator, X, y, X_val, y_val, *, damping=0.0, device="auto"):
     """IV of Chhabra et al. (2024): influence of each row on the summed validation loss.
 
@@ -131,7 +147,6 @@ def influence_value(estimator, X, y, X_val, y_val, *, damping=0.0, device="auto"
     ndarray of shape (n_samples,)
     """
     objective, X = _objective(estimator, X, y, None, device, "all")
-    X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
-    tgt = Target(objective, X_val, y_val, "loss")
+    tgt = _target(objective, estimator, X, X_val, y_val, "loss", ("X_val", "y_val"))
     curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
     return _influence_value(objective, curvature, tgt).detach().cpu().numpy()

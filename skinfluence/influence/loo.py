@@ -7,8 +7,17 @@ from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .._validation import check_fitted, check_test_data, check_training_data
+from .._validation import (
+    check_fitted,
+    check_indices,
+    check_removable,
+    check_targets,
+    check_test_data,
+    check_training_data,
+    public,
+)
 from ..backend import make_objective, model_to_refit
+from ..backend.diagnostics import check_stationary
 from .targets import Target
 
 
@@ -26,6 +35,8 @@ def refit_without(estimator, X, y, sample_weight, keep, warm_start=False):
     return model.fit(X[keep], y[keep], **kwargs)
 
 
+@public("X", "y", "X_test", "y_test", "target", "indices", "sample_weight", "warm_start",
+        "n_jobs", "verbose", "device")
 def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indices=None,
                   sample_weight=None, warm_start=False, n_jobs=None, verbose=0, device="cpu"):
     """Removal effects measured by really retraining without each row.
@@ -43,8 +54,8 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
         Needed for loss targets.
     target : {"loss", "mean_loss", "prediction"}, default="loss"
         As in :func:`skinfluence.influence`.
-    indices : array-like of int, optional
-        Rows to leave out, default all.
+    indices : array-like of int or bool, optional
+        Rows to leave out (row numbers, or a boolean mask of length ``n_samples``), default all.
     sample_weight : array-like of shape (n_samples,), optional
         Weights the estimator was fitted with (subset for each refit).
     warm_start : bool, default=False
@@ -63,11 +74,16 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
         ``f(theta fitted without row i) - f(theta)``.
     """
     check_fitted(estimator)
-    X, y, sample_weight = check_training_data(X, y, sample_weight)
-    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
-    indices = np.arange(len(X)) if indices is None else np.asarray(indices)
+    X, y, sample_weight = check_training_data(X, y, sample_weight, estimator)
+    X_test, y_test = check_test_data(X_test, y_test, X.shape[1], estimator)
+    indices = check_indices(indices, len(X))
     base = make_objective(estimator, X, y, sample_weight, device=device,
                           check_convergence=False)
+    check_targets(base, y)
+    check_removable(base, y, indices)
+    if y_test is not None:
+        check_targets(base, y_test, "y_test")
+    check_stationary(base, type(estimator).__name__)  # fitted on other rows? say so
     reference = Target(base, X_test, y_test, target).values(base.theta)
     refitted = model_to_refit(estimator)
 

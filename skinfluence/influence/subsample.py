@@ -16,6 +16,9 @@ from sklearn.ensemble import RandomForestRegressor
 #: does (0.06 s against 0.37 s).
 FOREST = {"n_estimators": 20, "max_features": "sqrt", "min_samples_leaf": 3}
 
+#: Fewest exactly scored rows: below two leaves' worth the forest can only predict a constant.
+MIN_EXACT = 2 * FOREST["min_samples_leaf"]
+
 
 def forest_ranks(score, X, rows, alpha, rng, n_jobs=None):
     """Approximate the ranks of ``score`` over ``rows`` from an exact subsample.
@@ -29,7 +32,8 @@ def forest_ranks(score, X, rows, alpha, rng, n_jobs=None):
     rows : ndarray of int
         The rows to rank.
     alpha : float in (0, 1]
-        Fraction of ``rows`` scored exactly (at least two).
+        Fraction of ``rows`` scored exactly (at least :data:`MIN_EXACT`; all of them when
+        that covers ``rows``, and then the ranks are exact).
     rng : numpy.random.RandomState
     n_jobs : int, optional
         Threads of the forest.
@@ -39,8 +43,17 @@ def forest_ranks(score, X, rows, alpha, rng, n_jobs=None):
     ndarray of shape (len(rows),)
         Predicted ranks scaled to (0, 1]: larger = higher score.
     """
-    size = min(len(rows), max(2, math.ceil(alpha * len(rows))))
+    size = max(MIN_EXACT, math.ceil(alpha * len(rows)))
+    if size >= len(rows):
+        return rankdata(score(rows)) / len(rows)
     sub = np.sort(rng.choice(rows, size=size, replace=False))
     ranks = rankdata(score(sub)) / size
     forest = RandomForestRegressor(**FOREST, n_jobs=n_jobs, random_state=rng.randint(2**31 - 1))
-    return forest.fit(X[sub], ranks).predict(X[rows])
+    predicted = forest.fit(X[sub], ranks).predict(X[rows])
+    if np.ptp(predicted) == 0:
+        raise ValueError(
+            f"subsample={alpha:g} scores {size} of {len(rows)} rows exactly and the random "
+            "forest fitted on them predicts one rank for every row, so the ranking would be "
+            "the row order; raise subsample."
+        )
+    return predicted

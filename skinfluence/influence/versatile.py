@@ -15,15 +15,23 @@ That quantity approximates ``theta - theta_-i``. This library reports *removal e
 (appendix D).
 """
 
+from numbers import Integral
+
 import torch
+from sklearn.utils._param_validation import Interval
 from torch.func import grad, hessian, vmap
 
+from .._validation import check_indices, public
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 
 __all__ = ["versatile_influence"]
 
 
+@public("damping", "device", loss=[callable], theta=["array-like"],
+        n_objects=[Interval(Integral, 1, None, closed="left")], objects=["array-like", None],
+        gradient_drop=[callable, None], hessian_matrix=["array-like", None],
+        batch_size=[Interval(Integral, 1, None, closed="left")])
 def versatile_influence(
     loss,
     theta,
@@ -49,8 +57,8 @@ def versatile_influence(
         Parameters minimising ``loss(theta, ones)``.
     n_objects : int
         Number of training objects the mask ranges over.
-    objects : array-like of int, default=None
-        Objects to score; all by default.
+    objects : array-like of int or bool, default=None
+        Objects to score (indices, or a boolean mask of length ``n_objects``); all by default.
     gradient_drop : callable, default=None
         ``gradient_drop(indices) -> tensor (len(indices), d)``, a closed form of
         ``grad L(theta, 1) - grad L(theta, 1_-i)``; replaces the automatic differentiation
@@ -86,11 +94,7 @@ def versatile_influence(
     device = resolve_device(device)
     theta = as_tensor(theta, device)
     ones = torch.ones(n_objects, dtype=theta.dtype, device=device)
-    indices = (
-        torch.arange(n_objects, device=device)
-        if objects is None
-        else torch.as_tensor(objects, dtype=torch.long, device=device)
-    )
+    indices = torch.as_tensor(check_indices(objects, n_objects, "objects"), device=device)
     if hessian_matrix is None:
         hessian_matrix = hessian(loss)(theta, ones)
     if gradient_drop is None:

@@ -33,6 +33,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
+from skinfluence._validation import check_finite_target, check_validation_tasks
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import resolve_device
 from skinfluence.multitask._objective import multitask_objective, task_positions
@@ -43,6 +44,7 @@ def _check_data(X, y, tasks, X_val, y_val, tasks_val):
     """Validate training and validation data; the training rows are the default validation."""
     X = check_array(X)
     y = np.asarray(y)
+    check_finite_target(y, "y")
     tasks = check_tasks(tasks, len(X))
     check_consistent_length(X, y, tasks)
     given = [v is not None for v in (X_val, y_val, tasks_val)]
@@ -54,8 +56,10 @@ def _check_data(X, y, tasks, X_val, y_val, tasks_val):
     if X_val.shape[1] != X.shape[1]:
         raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}.")
     y_val = np.asarray(y_val)
+    check_finite_target(y_val, "y_val")
     tasks_val = check_tasks(tasks_val, len(X_val))
     check_consistent_length(X_val, y_val, tasks_val)
+    check_validation_tasks(tasks, tasks_val)
     return X, y, tasks, X_val, y_val, tasks_val
 
 

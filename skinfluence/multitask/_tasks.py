@@ -10,6 +10,8 @@ The multitask estimators take ``tasks`` as a keyword of ``fit``, ``predict`` and
 import numpy as np
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+from .._validation import check_label_types
+
 #: Default routing requests of a method that takes ``tasks`` (``__metadata_request__<method>``).
 REQUEST_TASKS = {"tasks": True}
 
@@ -35,6 +37,6 @@ def check_tasks(tasks, n_rows):
             "e.g. cross_val_score(model, X, y, params={'tasks': tasks}); it is requested by "
             "default and sliced with the rows."
         )
-    tasks = column_or_1d(tasks, warn=True)
+    tasks = check_label_types(column_or_1d(tasks, warn=True), "tasks")
     check_consistent_length(np.empty(n_rows), tasks)
     return tasks

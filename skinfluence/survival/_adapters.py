@@ -132,6 +132,12 @@ def cox_objective(estimator, X):
     return find_adapter(view.estimator, kind="cox")(view.estimator, X_model), X_model
 
 
+def check_cox_model(estimator):
+    """Raise a clear TypeError unless a Cox adapter is registered for ``estimator``'s model."""
+    _register_installed()
+    find_adapter(unwrap_model(estimator).estimator, kind="cox")
+
+
 def model_inputs(estimator, X):
     """``X`` after the preprocessing of a fitted Pipeline ending in a Cox model."""
     return unwrap_model(estimator).transform(X)

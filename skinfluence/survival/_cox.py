@@ -11,10 +11,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._validation import DeviceOption
 from ..backend.device import as_tensor, resolve_device
 from ._partial_likelihood import RiskSets, cox_derivatives
 from ._separation import monotone_columns
-from ._validation import check_survival_target
+from ._validation import check_constant_columns, check_survival_target
 
 
 def newton_fit(X, risk_sets, alpha, theta0, tol, max_iter):
@@ -96,7 +97,7 @@ class CoxRegression(BaseEstimator):
         "ties": [StrOptions({"efron", "breslow"})],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
     }
 
     def __init__(self, alpha=0.0, ties="efron", tol=1e-9, max_iter=100, device="auto"):
@@ -124,6 +125,7 @@ class CoxRegression(BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         time, event = check_survival_target(y, X.shape[0])
         alpha = self._alpha_vector(X.shape[1])
+        check_constant_columns(X, alpha, getattr(self, "feature_names_in_", None))
         for j in monotone_columns(X, time, event, alpha):
             warnings.warn(
                 f"Feature {j} separates the events perfectly: its unpenalised coefficient is "

@@ -12,15 +12,16 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._validation import DeviceOption
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 from ..influence.versatile import versatile_influence
-from ._adapters import cox_objective, model_inputs
+from ._adapters import check_cox_model, cox_objective, model_inputs
 from ._cox import CoxRegression, newton_fit
 from ._partial_likelihood import RiskSets, cox_derivatives
 from ._removal import RemovalTerms
 from ._separation import rows_without_finite_refit
-from ._validation import check_survival_target
+from ._validation import check_constant_columns, check_survival_target
 
 
 class CoxInfluence(BaseEstimator):
@@ -95,7 +96,7 @@ class CoxInfluence(BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "estimator": [None, HasMethods(["fit"])],
         "method": [StrOptions({"vif", "if", "newton", "loo"})],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
         "n_jobs": [None, Interval(numbers.Integral, None, None, closed="neither")],
         "verbose": ["verbose"],
     }
@@ -136,6 +137,7 @@ class CoxInfluence(BaseEstimator):
         self.coef_[columns] = model.coef_
         X = X_model[:, columns]
         alpha = model._alpha_vector(X.shape[1])
+        check_constant_columns(X, alpha, getattr(self, "feature_names_in_", None))
         device = resolve_device(self.device)
         Xt, theta, alpha_t = (as_tensor(a, device) for a in (X, model.coef_, alpha))
         risk_sets = RiskSets(time, event, model.ties, device)
@@ -166,6 +168,7 @@ class CoxInfluence(BaseEstimator):
     def _fitted_estimator(self, X, y):
         if self.estimator is None:
             return CoxRegression(device=self.device).fit(X, y)
+        check_cox_model(self.estimator)
         try:
             if hasattr(self.estimator, "params_"):  # a fitted lifelines CoxPHFitter
                 return self.estimator

@@ -77,3 +77,20 @@ def _split_structured(y):
         )
     (time_field,) = [name for name in y.dtype.names if name != event_fields[0]]
     return y[time_field], y[event_fields[0]]
+
+
+def check_constant_columns(X, alpha, feature_names=None):
+    """Reject unpenalised constant columns: a Cox model has no intercept to absorb them.
+
+    A constant column cancels from every risk set, so the partial likelihood does not depend on
+    its coefficient: the coefficient is undefined (a flat direction, not a separation).
+    """
+    constant = np.flatnonzero((np.ptp(X, axis=0) == 0) & (np.asarray(alpha) == 0))
+    if constant.size:
+        names = [str(feature_names[j]) if feature_names is not None else f"feature {j}"
+                 for j in constant]
+        raise ValueError(
+            f"X has constant columns ({', '.join(names[:10])}): they cancel from the Cox partial "
+            "likelihood, so their unpenalised coefficients are undefined. Drop them or set "
+            "alpha > 0."
+        )
