@@ -190,6 +190,38 @@ def test_representer_points_reconstruct_the_prediction(model, three_classes):
     assert np.abs(rep.contributions).max() > 1e-2  # not trivially zero
 
 
+def test_representer_points_of_a_network_last_layer():
+    torch = pytest.importorskip("torch")
+    X, y = load_breast_cancer(return_X_y=True)
+    X = torch.as_tensor((X - X.mean(0)) / X.std(0))[:, :6]
+    y = torch.as_tensor(y, dtype=torch.float64)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    net = net.double()
+    decay = 0.05
+    head = net[2]
+    optimizer = torch.optim.LBFGS(head.parameters(), tolerance_grad=1e-12, tolerance_change=0,
+                                  max_iter=2000, history_size=50,
+                                  line_search_fn="strong_wolfe")
+
+    def closure():  # the last layer to a stationary point of mean loss + 0.5 decay ||theta||^2
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(X[:200])[:, 0], y[:200])
+        loss = loss + 0.5 * decay * sum((p**2).sum() for p in head.parameters())
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    model = skinfluence.TorchModel(net, loss="bce_with_logits", weight_decay=decay,
+                                   params="last")
+    rep = skinfluence.representer_points(model, X[:200].numpy(), y[:200].numpy(),
+                                         X[200:210].numpy())
+    with torch.no_grad():
+        logits = net(X[200:210])[:, 0].numpy()
+    np.testing.assert_allclose(rep.contributions.sum(axis=0), logits, atol=1e-6)
+    assert np.abs(rep.intercept).max() == 0  # weight decay penalises the bias too
+
+
 def test_representer_points_need_an_l2_penalty():
     X, y = load_diabetes(return_X_y=True)
     with pytest.raises(ValueError, match="no L2 penalty"):
