@@ -43,27 +43,35 @@ class TableMemory:
         return lookup
 
 
+def mask_of(bits):
+    return np.array([(bits >> i) & 1 for i in range(N)], bool)
+
+
+def by_enumeration(utility, subset_weights):
+    """``sum over S not containing i of weight(|S|) (U(S + i) - U(S))`` for every row i."""
+    values = np.zeros(N)
+    for i in range(N):
+        without = np.array([b for b in range(2**N) if not (b >> i) & 1])
+        sizes = np.array([int(b).bit_count() for b in without])
+        values[i] = np.sum(np.take(subset_weights, sizes)
+                           * (utility[without | 1 << i] - utility[without]))
+    return values
+
+
+SHAPLEY_WEIGHTS = [1 / N / math.comb(N - 1, k) for k in range(N)]
+
+
 @pytest.fixture(scope="module")
 def exact(small):
     """Exact Shapley, Banzhaf and Beta-Shapley values by enumerating every subset."""
     model = LogisticRegression()
-    utility = np.array([fit_and_score(model, *small, None,
-                                      np.array([(bits >> i) & 1 for i in range(N)], bool))
-                        for bits in range(2**N)])
+    utility = np.array([fit_and_score(model, *small, None, mask_of(b)) for b in range(2**N)])
     alpha, beta = BETA
-    subset_weights = {
-        "shapley": [1 / N / math.comb(N - 1, k) for k in range(N)],
-        "banzhaf": [1 / 2 ** (N - 1)] * N,
-        "beta": [betabinom.pmf(k, N - 1, beta, alpha) / math.comb(N - 1, k) for k in range(N)],
-    }
-    values = {}
-    for method, weights in subset_weights.items():
-        v = np.zeros(N)
-        for i in range(N):
-            without = np.array([b for b in range(2**N) if not (b >> i) & 1])
-            sizes = np.array([bin(b).count("1") for b in without])
-            v[i] = np.sum(np.take(weights, sizes) * (utility[without | 1 << i] - utility[without]))
-        values[method] = v
+    beta_weights = [betabinom.pmf(k, N - 1, beta, alpha) / math.comb(N - 1, k)
+                    for k in range(N)]
+    values = {"shapley": by_enumeration(utility, SHAPLEY_WEIGHTS),
+              "banzhaf": by_enumeration(utility, [1 / 2 ** (N - 1)] * N),
+              "beta": by_enumeration(utility, beta_weights)}
     return values, utility
 
 
@@ -136,15 +144,8 @@ def test_knn_shapley_closed_form_equals_enumeration():
     X, y = rng.normal(size=(N, 3)), rng.randint(3, size=N)
     X_val, y_val = rng.normal(size=(15, 3)), rng.randint(3, size=15)
     k = 3
-    utility = np.array([_knn_utility(X, y, X_val, y_val, k,
-                                     np.array([(b >> i) & 1 for i in range(N)], bool))
-                        for b in range(2**N)])
-    exact = np.zeros(N)
-    for i in range(N):
-        for b in range(2**N):
-            if not (b >> i) & 1:
-                size = bin(b).count("1")
-                exact[i] += (utility[b | 1 << i] - utility[b]) / N / math.comb(N - 1, size)
+    utility = np.array([_knn_utility(X, y, X_val, y_val, k, mask_of(b)) for b in range(2**N)])
+    exact = by_enumeration(utility, SHAPLEY_WEIGHTS)
     result = skinfluence.data_values(KNeighborsClassifier(n_neighbors=k), X, y, X_val, y_val,
                                      method="knn")
     np.testing.assert_allclose(result.values, exact, rtol=0, atol=1e-10)
