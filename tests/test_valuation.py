@@ -115,12 +115,12 @@ class CountingRidge(Ridge):
         return super().fit(X, y, sample_weight)
 
 
-def test_memory_resumes_without_refitting(small, tmp_path):
+def test_memory_resumes_without_refitting(small, tmp_path, capsys):
     X, y, X_val, y_val = small
     y, y_val = y.astype(float), y_val.astype(float)
     first = skinfluence.data_values(CountingRidge(), X, y, X_val, y_val, budget=64,
-                                    random_state=1, memory=str(tmp_path))
-    assert len(FITS) > 0
+                                    random_state=1, memory=str(tmp_path), verbose=1)
+    assert len(FITS) > 0 and "banzhaf values" in capsys.readouterr().err  # progress bar
     FITS.clear()
     again = skinfluence.data_values(CountingRidge(), X, y, X_val, y_val, budget=64,
                                     random_state=1, memory=str(tmp_path))
