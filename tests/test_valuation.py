@@ -255,6 +255,9 @@ def test_bad_input():
         skinfluence.data_values(Ridge(), X[:20], y[:20], X[20:30], y[20:30], truncation=0.01)
     with pytest.raises(ValueError, match="method"):
         skinfluence.data_values(Ridge(), X[:20], y[:20], X[20:30], y[20:30], method="loo")
+    with pytest.raises(ValueError, match="at least 41"):
+        skinfluence.data_values(Ridge(), X[:20], y[:20], X[20:30], y[20:30], method="shapley",
+                                budget=30)
     with pytest.raises(ValueError, match="method"):
         valuation_scores(Ridge(), X[:20], y[:20], X[20:30], y[20:30], method="loo")
 
