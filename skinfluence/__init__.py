@@ -30,6 +30,10 @@ _PUBLIC = {
     "TrajectoryInfluence": "skinfluence.trajectory",
     "repeated_leave_one_out": "skinfluence.influence.repeated_loo",
     "DiagnosticWarning": "skinfluence.backend.diagnostics",
+    "DataValues": "skinfluence.valuation",
+    "data_values": "skinfluence.valuation",
+    "downsampling_influence": "skinfluence.valuation",
+    "representer_points": "skinfluence.valuation",
 }
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "CoxInfluence",
     "CoxRegression",
     "DiagnosticWarning",
+    "DataValues",
     "InfluenceTrimmer",
     "MultitaskInfluence",
     "MultitaskRidge",
@@ -44,6 +49,8 @@ __all__ = [
     "TorchModel",
     "TrajectoryInfluence",
     "active_learning_curve",
+    "data_values",
+    "downsampling_influence",
     "influence",
     "influence_value",
     "leave_one_out",
@@ -52,6 +59,7 @@ __all__ = [
     "register_adapter",
     "register_wrapper",
     "repeated_leave_one_out",
+    "representer_points",
     "self_influence",
     "versatile_influence",
 ]

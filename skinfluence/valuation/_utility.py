@@ -1,0 +1,42 @@
+"""The utility of a training subset: fit a clone on it and score it on validation rows."""
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.metrics import check_scoring
+from sklearn.utils.validation import check_memory
+
+from ..influence.loo import refit_without
+
+
+def constant_predictor(estimator, y, mask):
+    """The constant model of the rows ``mask``: class prior or mean target.
+
+    Fitted on all labels with weights ``mask`` so that a classifier knows every class (its prior
+    puts zero mass on the classes absent from the subset); the empty subset falls back on the
+    whole training set's prior or mean.
+    """
+    dummy = DummyClassifier(strategy="prior") if is_classifier(estimator) else DummyRegressor()
+    weights = mask.astype(float) if mask.any() else None
+    return dummy.fit(np.zeros((len(y), 1)), y, sample_weight=weights)
+
+
+def fit_and_score(estimator, X, y, X_val, y_val, scoring, mask):
+    """Score on ``(X_val, y_val)`` of ``estimator`` fitted on the rows ``mask`` of ``(X, y)``.
+
+    A subset the estimator cannot be fitted on (empty, or a single class for a classifier) is
+    scored with :func:`constant_predictor`.
+    """
+    scorer = check_scoring(estimator, scoring=scoring)
+    labels = y[mask]
+    if len(labels) == 0 or (is_classifier(estimator) and len(np.unique(labels)) < 2):
+        dummy = constant_predictor(estimator, y, mask)
+        return float(check_scoring(dummy, scoring=scoring)(dummy, X_val, y_val))
+    model = refit_without(estimator, X, y, None, mask)
+    return float(scorer(model, X_val, y_val))
+
+
+def evaluate_subsets(estimator, X, y, X_val, y_val, scoring, masks, memory):
+    """Utilities of a block of subsets (rows of the boolean array ``masks``), one task's work."""
+    score = check_memory(memory).cache(fit_and_score)
+    return np.array([score(estimator, X, y, X_val, y_val, scoring, m) for m in masks])
