@@ -14,7 +14,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import (
     Interval,
@@ -297,18 +296,6 @@ def check_validation_tasks(tasks, tasks_val):
             f"tasks {empty[:5].tolist()} have no validation rows, so their validation loss is "
             "undefined; pass validation rows for every task (or omit X_val, y_val and "
             "tasks_val to validate on the training rows)."
-        )
-
-
-def check_kept_classes(estimator, y, support, budget):
-    """A classifier refitted on the kept rows ``support`` must still see every class."""
-    if not is_classifier(estimator):
-        return
-    lost = np.setdiff1d(np.unique(y), np.unique(y[support]))
-    if lost.size:
-        raise ValueError(
-            f"budget={budget!r} would remove every row of class(es) {lost[:5].tolist()}, which "
-            "the refitted classifier would then never see; use a smaller budget."
         )
 
 

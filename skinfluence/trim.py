@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from ._validation import check_kept_classes, check_test_data
+from ._validation import check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .influence.first_order import influence_function, influence_value, self_influence
@@ -563,7 +563,6 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         self.budget_ = len(self.removed_)
         self.support_ = np.ones(len(X), dtype=bool)
         self.support_[self.removed_] = False
-        check_kept_classes(self.estimator, y, self.support_, self.budget)
         self.sample_indices_ = np.flatnonzero(self.support_)
         self.estimator_ = _fit_kept(self.estimator, X, y, sample_weight, self.support_)
         return self

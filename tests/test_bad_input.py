@@ -150,8 +150,9 @@ def test_negative_strides(ridge_data, view):
 def test_trimmer_cannot_remove_a_whole_class():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 2)), np.r_[np.zeros(38, int), 1, 1]
-    with pytest.raises(ValueError, match=r"remove every row of class\(es\) \[1\]"):
-        InfluenceTrimmer(LogisticRegression(), budget=6, method="self").fit(X, y)
+    trimmer = InfluenceTrimmer(LogisticRegression(), budget=6, method="self").fit(X, y)
+    assert trimmer.budget_ == 6  # the budget is spent on the large class, not the rare one
+    assert np.bincount(y[trimmer.support_]).tolist() == [33, 1]
 
 
 def test_leave_one_out_indices(ridge_data):
@@ -293,7 +294,7 @@ def test_more_probes_get_clear_errors(ridge_data, tasks_data):
         skinfluence.self_influence(TorchModel(torch.nn.Linear(5, 2)), X, (y > 0).astype(int))
     with pytest.raises(ValueError, match="The Hessian is zero.*damping > 0"):
         skinfluence.versatile_influence(lambda t, m: t.sum() * m.sum(), [1.0, 2.0], 3)
-    with pytest.raises(TypeError, match="Cannot compute Cox influence for a Ridge"):
+    with pytest.raises(TypeError, match="no cox adapter for Ridge"):
         CoxInfluence(Ridge(), method="if").fit(*load_survival_dataset("whas500"))
     X_t, y_t, tasks = tasks_data
     with pytest.raises(ValueError, match="tasks contains NaN labels"):

@@ -132,6 +132,9 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if view.row_counts is not None:
+        counts = view.row_counts(len(X))
+        sw = counts if sw is None else sw * counts
     try:
         objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw,
                             device, dtype, **options)
