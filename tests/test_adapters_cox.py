@@ -120,3 +120,18 @@ def test_cox_adapters_are_dispatched_by_the_registry(whas):
         supported_models(kind="cox"))
     with pytest.raises(TypeError, match='kind=.cox.'):
         CoxInfluence(StandardScaler().fit(X)).fit(X, y)
+
+
+def test_coxnet_selected_by_grid_search_is_seen_through(whas):
+    """scikit-survival's recipe: search over one-alpha Coxnet fits inside a Pipeline."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, Xte = whas
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), CoxnetSurvivalAnalysis(l1_ratio=0.9, tol=1e-12,
+                                                               max_iter=100000)),
+        {"coxnetsurvivalanalysis__alphas": [[0.02], [0.1]]}, cv=3).fit(X, y)
+    ours = CoxInfluence(search, method="newton").fit(X, y)
+    best = CoxInfluence(search.best_estimator_, method="newton").fit(X, y)
+    np.testing.assert_array_equal(ours.parameter_influence_, best.parameter_influence_)
+    np.testing.assert_array_equal(ours.influence(Xte), best.influence(Xte))

@@ -180,3 +180,21 @@ def test_multiclass_ridge_classifier_has_no_prediction_target():
     model = RidgeClassifier(alpha=1.0).fit(X, y)
     with pytest.raises(ValueError, match="target='loss'"):
         skinfluence.influence(model, X, y, X[:3], y[:3], target="prediction")
+
+
+@pytest.mark.parametrize("model, data", [
+    (PoissonRegressor(alpha=0.01, **GLM), "diabetes"),
+    (HuberRegressor(alpha=0.01, tol=1e-12, max_iter=1000), "diabetes"),
+    (Lasso(alpha=1.0, tol=1e-14, max_iter=100000), "diabetes"),
+    (RidgeClassifier(alpha=1.0), "wine"),
+    (MLPClassifier(alpha=1.0, **MLP), "cancer"),
+], ids=["poisson", "huber", "lasso", "ridge-classifier", "mlp"])
+def test_sample_weights_enter_the_objective(model, data):
+    X, y = DATA[data]()
+    weights = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y, sample_weight=weights)
+    assert make_objective(model, X, y, weights, check_convergence=False).gradient_norm() < 5e-5
+    # ignoring the weights is detectably wrong
+    assert make_objective(model, X, y, check_convergence=False).gradient_norm() > 1e-3
