@@ -517,9 +517,13 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
     y_pool = np.asarray(y_pool)
     check_finite_target(y_pool, "y_pool")  # the oracle must answer every query
     check_consistent_length(X_pool, y_pool)
-    if n_initial >= len(y_pool):
-        raise ValueError(f"n_initial={n_initial} leaves no unlabeled row in a pool of "
-                         f"{len(y_pool)}; start with fewer labeled rows.")
+    wanted = n_initial + n_rounds * selector.batch_size
+    if n_initial >= len(y_pool) or wanted > len(y_pool):
+        raise ValueError(
+            f"n_initial={n_initial} plus n_rounds={n_rounds} queries of batch_size="
+            f"{selector.batch_size} ask for {wanted} labels from a pool of {len(y_pool)} rows "
+            "(with at least one row left to query); use fewer rounds or initial rows."
+        )
     rng = check_random_state(random_state)
     selector = clone(selector)
     numeric = y_pool.dtype.kind in "biuf"

@@ -112,9 +112,12 @@ def test_active_learning_curve_rejects_nan_oracle_labels(breast_cancer):
     with pytest.raises(ValueError, match=r"y_pool contains NaN or infinity \(rows \[10\]"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, y_pool, Xte,
                               yte, n_initial=10, n_rounds=2)
-    with pytest.raises(ValueError, match="n_initial=400 leaves no unlabeled row"):
+    with pytest.raises(ValueError, match="n_initial=400 plus n_rounds=2 .* pool of 398 rows"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
                               yte, n_initial=400, n_rounds=2)
+    with pytest.raises(ValueError, match="ask for 410 labels from a pool of 398 rows"):
+        active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
+                              yte, n_initial=10, n_rounds=400)
     with pytest.raises(ValueError, match="'n_rounds' parameter of active_learning_curve"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
                               yte, n_initial=10, n_rounds=-1)
