@@ -306,7 +306,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if X_val is not None:
-            X_val, y_val = check_test_data(X_val, y_val, X.shape[1], names=("X_val", "y_val"))
+            X_val, y_val = check_test_data(X_val, y_val, X.shape[1], self, ("X_val", "y_val"))
         if is_classifier(self.estimator) and len(np.unique(y)) < 2:
             raise ValueError(
                 f"y holds 1 class ({np.unique(y)[0]!r}); a classifier needs at least two classes "

@@ -301,3 +301,13 @@ def test_more_probes_get_clear_errors(ridge_data, tasks_data):
     X_t, y_t, tasks = tasks_data
     with pytest.raises(ValueError, match="tasks contains NaN labels"):
         MultitaskRidge().fit(X_t, y_t, np.where(tasks == 0, np.nan, tasks))
+
+
+def test_trimmer_checks_validation_column_names(breast_cancer):
+    Xtr, Xte, ytr, yte = breast_cancer
+    names = [f"f{j}" for j in range(Xtr.shape[1])]
+    train, val = pd.DataFrame(Xtr, columns=names), pd.DataFrame(Xte, columns=names)
+    trimmer = InfluenceTrimmer(LogisticRegression(), method="influence", budget=3)
+    with pytest.raises(ValueError, match="X_val has the same columns in another order"):
+        trimmer.fit(train, ytr, val[names[::-1]], yte)
+    assert len(trimmer.fit(train, ytr, val, yte).removed_) == 3
