@@ -25,7 +25,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from ._validation import check_finite_target, public
+from ._validation import DeviceOption, check_finite_target, public
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
@@ -165,7 +165,7 @@ class ActiveLearningSelector(BaseEstimator):
         "solver": [StrOptions({"auto", "cholesky", "cg", "lowrank"})],
         "damping": [Interval(Real, 0, None, closed="left")],
         "mc_samples": [Interval(Integral, 2, None, closed="left")],
-        "device": [str, torch.device],
+        "device": [DeviceOption()],
         "n_jobs": [None, Integral],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
