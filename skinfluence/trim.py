@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from ._validation import check_kept_classes, check_test_data
+from ._validation import DeviceOption, check_kept_classes, check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .influence.first_order import influence_function, influence_value, self_influence
@@ -239,7 +239,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         "subsample": [Interval(Real, 0, 1, closed="right"), None],
         "damping": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
-        "device": [str],
+        "device": [DeviceOption()],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
