@@ -32,7 +32,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from ._validation import check_finite_target, public
+from ._validation import DeviceOption, check_finite_target, public
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
@@ -177,7 +177,7 @@ class ActiveLearningSelector(BaseEstimator):
         "solver": [StrOptions({"auto", "cholesky", "cg", "lowrank"})],
         "damping": [Interval(Real, 0, None, closed="left")],
         "mc_samples": [Interval(Integral, 2, None, closed="left")],
-        "device": [str, torch.device],
+        "device": [DeviceOption()],
         "n_jobs": [None, Integral],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -608,9 +608,13 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
     y_pool = np.asarray(y_pool)
     check_finite_target(y_pool, "y_pool")  # the oracle must answer every query
     check_consistent_length(X_pool, y_pool)
-    if n_initial >= len(y_pool):
-        raise ValueError(f"n_initial={n_initial} leaves no unlabeled row in a pool of "
-                         f"{len(y_pool)}; start with fewer labeled rows.")
+    wanted = n_initial + n_rounds * selector.batch_size
+    if n_initial >= len(y_pool) or wanted > len(y_pool):
+        raise ValueError(
+            f"n_initial={n_initial} plus n_rounds={n_rounds} queries of batch_size="
+            f"{selector.batch_size} ask for {wanted} labels from a pool of {len(y_pool)} rows "
+            "(with at least one row left to query); use fewer rounds or initial rows."
+        )
     rng = check_random_state(random_state)
     selector = clone(selector)
     numeric = y_pool.dtype.kind in "biuf"

@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from ._validation import check_test_data
+from ._validation import DeviceOption, check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .influence.first_order import influence_function, influence_value, self_influence
@@ -476,7 +476,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         "damping": [Interval(Real, 0, None, closed="left")],
         "params": [StrOptions({"all", "last"})],
         "memory": [None, str, HasMethods(["cache"])],
-        "device": [str],
+        "device": [DeviceOption()],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
@@ -534,7 +534,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if X_val is not None:
-            X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
+            X_val, y_val = check_test_data(X_val, y_val, X.shape[1], self, ("X_val", "y_val"))
         classifier = is_classifier(self.estimator)
         if classifier and len(np.unique(y)) < 2:
             raise ValueError(

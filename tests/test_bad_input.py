@@ -112,9 +112,12 @@ def test_active_learning_curve_rejects_nan_oracle_labels(breast_cancer):
     with pytest.raises(ValueError, match=r"y_pool contains NaN or infinity \(rows \[10\]"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, y_pool, Xte,
                               yte, n_initial=10, n_rounds=2)
-    with pytest.raises(ValueError, match="n_initial=400 leaves no unlabeled row"):
+    with pytest.raises(ValueError, match="n_initial=400 plus n_rounds=2 .* pool of 398 rows"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
                               yte, n_initial=400, n_rounds=2)
+    with pytest.raises(ValueError, match="ask for 410 labels from a pool of 398 rows"):
+        active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
+                              yte, n_initial=10, n_rounds=400)
     with pytest.raises(ValueError, match="'n_rounds' parameter of active_learning_curve"):
         active_learning_curve(ActiveLearningSelector(LogisticRegression()), Xtr, ytr, Xte,
                               yte, n_initial=10, n_rounds=-1)
@@ -299,3 +302,13 @@ def test_more_probes_get_clear_errors(ridge_data, tasks_data):
     X_t, y_t, tasks = tasks_data
     with pytest.raises(ValueError, match="tasks contains NaN labels"):
         MultitaskRidge().fit(X_t, y_t, np.where(tasks == 0, np.nan, tasks))
+
+
+def test_trimmer_checks_validation_column_names(breast_cancer):
+    Xtr, Xte, ytr, yte = breast_cancer
+    names = [f"f{j}" for j in range(Xtr.shape[1])]
+    train, val = pd.DataFrame(Xtr, columns=names), pd.DataFrame(Xte, columns=names)
+    trimmer = InfluenceTrimmer(LogisticRegression(), method="influence", budget=3)
+    with pytest.raises(ValueError, match="X_val has the same columns in another order"):
+        trimmer.fit(train, ytr, val[names[::-1]], yte)
+    assert len(trimmer.fit(train, ytr, val, yte).removed_) == 3

@@ -29,11 +29,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from skinfluence._validation import check_finite_target, check_validation_tasks
+from skinfluence._validation import DeviceOption, check_finite_target, check_validation_tasks
 from skinfluence.backend.block_arrow import BlockArrowSolver
 from skinfluence.backend.device import resolve_device
 from skinfluence.multitask._objective import multitask_objective, task_positions
@@ -175,7 +175,7 @@ class MultitaskInfluence(BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "estimator": [HasMethods(["fit", "predict"])],
         "damping": [Interval(Real, 0, None, closed="left")],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
         "n_jobs": [Integral, None],
     }
 

@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skinfluence._validation import DeviceOption
 from skinfluence.backend.device import as_tensor, resolve_device
 from skinfluence.multitask._objective import MultitaskObjective, multitask_objective, task_positions
 from skinfluence.multitask._tasks import REQUEST_TASKS, check_tasks
@@ -98,7 +99,7 @@ class SharedBottomNetwork(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
     }
 
     __metadata_request__fit = REQUEST_TASKS
