@@ -37,8 +37,8 @@ VALIDATION_METHODS = ("fi", "iv", "influence", "newton")
 #: Folds of the cross-fitted check of ``budget="auto"`` when ``cv`` is not given.
 AUTO_FOLDS = 5
 #: ``budget="auto"`` treats a count of corrupted rows below this fraction of the rows as zero:
-#: on clean breast_cancer (398 training rows) the count is 0-2 rows, on the benchmark's noisy
-#: data (20% flipped) 8-28% of the rows.
+#: on clean breast_cancer (398 training rows) the count is 0-2 rows; on the benchmark's data
+#: with 20% corrupted labels it is 7% of the rows or more.
 MIN_COUNT_FRACTION = 0.01
 
 
