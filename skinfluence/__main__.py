@@ -48,15 +48,18 @@ def trimming_methods():
 
 
 def _parse_budget(text):
-    """``"5%"`` -> 0.05, ``"0.05"`` -> 0.05, ``"10"`` -> 10 rows."""
+    """``"auto"``, ``"5%"`` -> 0.05, ``"0.05"`` -> 0.05, ``"10"`` -> 10 rows."""
     text = text.strip()
+    if text == "auto":
+        return text
     try:
         if text.endswith("%"):
             return float(text[:-1]) / 100
         return int(text) if text.isdigit() else float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"budget {text!r} is not a count (10), a fraction (0.05) or a percentage (5%)"
+            f"budget {text!r} is not 'auto', a count (10), a fraction (0.05) or a percentage "
+            "(5%)"
         ) from None
 
 
@@ -185,7 +188,7 @@ def trim_command(args):
     removed = fit_rows[trimmer.removed_]
     print(f"removed {len(removed)} of {len(X)} rows (method={args.method!r}; the most "
           "harmful first; rows numbered from 0):")
-    print(f"{'row':>6} {'score':>12} {args.target:>12}")
+    print(f"{'row':>6} {'suspicion':>12} {args.target:>12}")
     for i, pos in zip(removed, trimmer.removed_):
         print(f"{i:>6} {trimmer.scores_[pos]:>12.4g} {y[i]!s:>12}")
     name, before = _metric(clone(model).fit(Xs[fit_rows], y[fit_rows]), Xs[holdout],
@@ -290,8 +293,9 @@ def build_parser():
                                    "stdin")
     trim.add_argument("--target", help="name of the target column (required)")
     trim.add_argument("--sep", default=",", help="column separator (default ,)")
-    trim.add_argument("--budget", type=_parse_budget, default=0.05,
-                      help="rows to remove: 10, 0.05 or 5%% (default 5%%)")
+    trim.add_argument("--budget", type=_parse_budget, default="auto",
+                      help="rows to remove: auto (the estimated number of mislabelled rows, 0 "
+                           "when trimming does not help), 10, 0.05 or 5%% (default auto)")
     trim.add_argument("--model", choices=sorted(MODELS), default="logistic")
     trim.add_argument("--method", choices=methods, default=default)
     trim.add_argument("--holdout", type=_fraction(False), default=0.2,

@@ -51,6 +51,7 @@ def test_budget_parsing():
     assert _parse_budget("5%") == 0.05
     assert _parse_budget("0.1") == 0.1
     assert _parse_budget("12") == 12
+    assert _parse_budget("auto") == "auto"
     with pytest.raises(Exception, match="percentage"):
         _parse_budget("five")
 

@@ -33,13 +33,11 @@ QUERY = ("a pool-based query strategy (scikit-activeml's contract): it has query
          "the checks that fit the estimator cannot run")
 
 # What each reason's error says (matched against the error and the errors it was raised from).
-CV_INT = "cv accepts only an int: the check passes an iterable of (train, test) splits"
 
 SIGNATURES = {
     TASKS: r"`tasks` is required",
     SURVIVAL: r"y must be a structured array \(event, time\)",
     QUERY: r"has no attribute 'fit'|is not an estimator instance",
-    CV_INT: r"The 'cv' parameter of InfluenceTrimmer must be an int",
 }
 
 FITS = [
@@ -63,14 +61,9 @@ QUERY_FAILS = dict.fromkeys(
      "check_estimator_sparse_tag", "check_estimators_empty_data_messages", "check_fit1d",
      "check_fit2d_1sample"], QUERY)
 QUERY_FAILS.pop("check_fit_score_takes_y")  # passes: it only calls the methods that exist
-# InfluenceTrimmer as of this commit; skinfluence/trim.py is being rewritten to take cv through
-# check_cv, after which this check gets the splits it asks for.
-TRIMMER_FAILS = {"check_sample_weight_equivalence_on_dense_data": CV_INT}
-#: Reasons whose checks may pass already (the change that fixes them is in flight).
-MAY_PASS = {CV_INT}
 
 ESTIMATORS = [
-    (InfluenceTrimmer(LogisticRegression(), budget=1, random_state=0), TRIMMER_FAILS),
+    (InfluenceTrimmer(LogisticRegression(), budget=1, random_state=0), {}),
     (ActiveLearningSelector(LogisticRegression(), random_state=0), QUERY_FAILS),
     (MultitaskRidge(), MULTITASK_RIDGE_FAILS),
     (SharedBottomNetwork(hidden_layer_sizes=(2,), max_iter=20, random_state=0), TASKS_FAILS),
@@ -105,7 +98,7 @@ def test_sklearn_compatible(estimator, check):
         failed = True
     if failed:  # outside the except block: no chained traceback to format
         pytest.xfail(reason)
-    assert reason is None or reason in MAY_PASS, f"{name} passes: drop it from the list"
+    assert reason is None, f"{name} passes: drop it from the list"
 
 
 def _failures(estimator):

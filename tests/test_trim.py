@@ -1,6 +1,5 @@
 """InfluenceTrimmer: trimming that helps, scikit-learn / imbalanced-learn integration."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skinfluence.trim as trim_module
 from skinfluence.trim import InfluenceTrimmer
@@ -142,23 +140,6 @@ def test_bad_input():
         InfluenceTrimmer(MODEL, method="shapley").fit(X, y)
     with pytest.raises(ValueError, match="X_val and y_val"):
         InfluenceTrimmer(MODEL).fit(X, y, X_val=X)
-
-
-EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "which rows are trimmed depends on the data; a weight-2 row and a duplicated row "
-        "are scored differently",
-}
-
-
-@parametrize_with_checks(
-    [InfluenceTrimmer(LogisticRegression(), budget=1, random_state=0)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-)
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        check(estimator)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
