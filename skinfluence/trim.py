@@ -29,11 +29,12 @@ from .influence.noise_count import count_label_issues, count_outliers
 from .influence.own_loss import loo_log_proba, loo_losses, loo_outputs, own_losses
 from .influence.subsample import forest_ranks
 from .influence.targets import Target
+from .valuation import valuation_scores
 
 __all__ = ["InfluenceTrimmer"]
 
 #: Methods that score rows against validation rows (the others need none).
-VALIDATION_METHODS = ("fi", "iv", "influence", "newton")
+VALIDATION_METHODS = ("fi", "iv", "influence", "newton", "banzhaf", "shapley", "downsampling")
 #: Folds of the cross-fitted check of ``budget="auto"`` when ``cv`` is not given.
 AUTO_FOLDS = 5
 #: ``budget="auto"`` treats a count of corrupted rows below this fraction of the rows as zero:
@@ -127,6 +128,17 @@ def _newton(split):
     return -_numpy(newton_effects(split.objective, split.curvature, split.target())[:, 0])
 
 
+def _valuation(method):
+    def score(split):
+        # survey section 4: retraining-based values on the validation rows; the rows whose
+        # value is most negative (their presence lowers the validation score) go first
+        o = split.options
+        return -valuation_scores(split.estimator, split.X[split.train], split.y[split.train],
+                                 split.X[split.val], split.y[split.val], method=method,
+                                 random_state=o["rng"].randint(2**31 - 1), n_jobs=o["n_jobs"])
+    return score
+
+
 #: Scorers: name -> function of a :class:`_Split` returning each training row's suspiciousness
 #: (larger = removed first).
 SCORERS = {
@@ -137,6 +149,9 @@ SCORERS = {
     "iv": _iv,
     "influence": _influence,
     "newton": _newton,
+    "banzhaf": _valuation("banzhaf"),
+    "shapley": _valuation("shapley"),
+    "downsampling": _valuation("downsampling"),
     "random": _random,
 }
 
@@ -361,8 +376,8 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         held-out ``score`` by at least one standard error (see ``auto_evidence_``). A
         classifier loses, in each class, that class's count of its most suspicious rows.
         Every class keeps at least one row.
-    method : {"loo_loss", "loss", "self", "fi", "iv", "influence", "newton", "random"}, \
-            default="loo_loss"
+    method : {"loo_loss", "loss", "self", "fi", "iv", "influence", "newton", "banzhaf", \
+            "shapley", "downsampling", "random"}, default="loo_loss"
         How rows are scored (the most suspicious are removed first):
 
         * ``"loo_loss"`` — the row's loss under the parameters refitted without it (Newton-step
@@ -375,6 +390,10 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         * ``"iv"`` — IV of Chhabra et al. (2024); most negative removed.
         * ``"influence"`` / ``"newton"`` — predicted removal effect on the mean validation
           loss (first-order / Newton step); most negative (removal lowers the loss) removed.
+        * ``"banzhaf"`` / ``"shapley"`` / ``"downsampling"`` — retraining-based values of the
+          rows on the validation score (:func:`skinfluence.valuation.valuation_scores`, survey
+          section 4; thousands of refits at their default budgets, through joblib): the most
+          negative removed. ``sample_weight`` is not passed to their refits.
         * ``"random"`` — a random ranking, the baseline.
 
         The default is chosen by measurement (``benchmarks/bench_trim.py``, README
@@ -416,7 +435,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the folds, ``"random"`` and the subsample.
     n_jobs : int, optional
-        Parallel jobs of the random forest (``subsample``).
+        Parallel jobs of the random forest (``subsample``) and of the retraining methods.
     verbose : int, default=0
         Progress bars over the folds.
 

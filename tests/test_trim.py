@@ -157,3 +157,14 @@ def test_float32_skorch_net_is_trimmed_in_its_own_dtype(breast_cancer, params):
     trimmer = InfluenceTrimmer(net, budget=0.05, params=params, random_state=0).fit(X, ytr)
     assert len(trimmer.removed_) == round(0.05 * len(X))
     assert trimmer.support_.sum() == len(X) - len(trimmer.removed_)
+
+
+@pytest.mark.parametrize("method", ["banzhaf", "shapley", "downsampling"])
+def test_retraining_values_trim_against_trusted_validation(noisy_cancer, method):
+    X, y, flipped, X_test, y_test = noisy_cancer
+    rows = np.arange(60)  # a small problem: these methods refit thousands of times
+    trimmer = InfluenceTrimmer(LogisticRegression(), method=method, budget=6, random_state=0)
+    trimmer.fit(X[rows], y[rows], X_val=X_test[:80], y_val=y_test[:80])
+    assert np.isfinite(trimmer.scores_).all()
+    # 20% of the rows are flipped: a random choice of 6 holds 1.2 of them on average
+    assert flipped[rows][trimmer.removed_].sum() >= 4

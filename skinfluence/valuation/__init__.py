@@ -21,7 +21,8 @@ __all__ = [
 SCORE_METHODS = ("banzhaf", "shapley", "beta", "knn", "downsampling")
 
 
-def valuation_scores(estimator, X, y, X_val, y_val, *, method, random_state=None, n_jobs=None):
+def valuation_scores(estimator, X, y, X_val, y_val, *, method, budget=None, random_state=None,
+                     n_jobs=None):
     """One signed score per training row: positive = the row helps the validation rows.
 
     ``"banzhaf"``, ``"shapley"``, ``"beta"``, ``"knn"``: :func:`data_values` with the
@@ -35,6 +36,10 @@ def valuation_scores(estimator, X, y, X_val, y_val, *, method, random_state=None
     estimator, X, y, X_val, y_val
         As in :func:`data_values`.
     method : {"banzhaf", "shapley", "beta", "knn", "downsampling"}
+    budget : int, optional
+        Utility evaluations of :func:`data_values` (default 2000, and at least ten
+        permutations, ``10 * (n_samples + 1)``, for ``"shapley"`` and ``"beta"``) or models of
+        :func:`downsampling_influence` (default 1000).
     random_state : int, RandomState instance or None, default=None
     n_jobs : int, optional
 
@@ -45,8 +50,11 @@ def valuation_scores(estimator, X, y, X_val, y_val, *, method, random_state=None
     if method not in SCORE_METHODS:
         raise ValueError(f"method={method!r} is not supported; use one of {SCORE_METHODS}.")
     if method == "downsampling":
+        models = {} if budget is None else {"n_models": budget}
         result = downsampling_influence(estimator, X, y, X_val, y_val, n_jobs=n_jobs,
-                                        random_state=random_state)
+                                        random_state=random_state, **models)
         return result.effects.mean(axis=1)
-    return data_values(estimator, X, y, X_val, y_val, method=method, n_jobs=n_jobs,
-                       random_state=random_state).values
+    if budget is None:
+        budget = max(2000, 10 * (len(X) + 1)) if method in ("shapley", "beta") else 2000
+    return data_values(estimator, X, y, X_val, y_val, method=method, budget=budget,
+                       n_jobs=n_jobs, random_state=random_state).values
