@@ -153,3 +153,24 @@ def test_active_learning_selector_accepts_a_pipeline(unscaled, method):
                                       method=method, batch_size=3, random_state=0)
     picked = selector.query(X, labels)
     assert picked.shape == (3,) and np.all(picked >= 20)
+
+
+def test_leave_one_out_of_a_pipeline_passes_sample_weight_to_its_model(unscaled):
+    X, y, Xte, yte = unscaled
+    weights = np.random.default_rng(0).uniform(0.5, 2, len(X))
+    pipe = make_pipeline(StandardScaler(), _logistic())
+    pipe.fit(X, y, logisticregression__sample_weight=weights)
+    rows = np.arange(5)
+    by_pipeline = skinfluence.leave_one_out(pipe, X, y, Xte, yte, indices=rows,
+                                            sample_weight=weights)
+    expected = []
+    for i in rows:  # by hand: the whole Pipeline refitted without row i, with the weights
+        keep = np.arange(len(X)) != i
+        refit = make_pipeline(StandardScaler(), _logistic()).fit(
+            X[keep], y[keep], logisticregression__sample_weight=weights[keep])
+        expected.append(_log_losses(refit, Xte, yte) - _log_losses(pipe, Xte, yte))
+
+
+def _log_losses(model, X, y):
+    return -np.log(model.predict_proba(X)[np.arange(len(y)), y])
+    np.testing.assert_allclose(by_pipeline, expected, rtol=1e-6, atol=1e-12)

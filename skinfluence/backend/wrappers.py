@@ -55,6 +55,19 @@ def pipeline_view(pipeline):
     return ModelView(final, transform, row_counts=row_counts)
 
 
+def weight_fit_params(model, sample_weight):
+    """The ``fit`` keyword that hands ``sample_weight`` to ``model``'s final estimator.
+
+    A Pipeline takes it as ``<last step>__sample_weight`` (without metadata routing enabled),
+    as scikit-learn's ``Pipeline.fit`` documents.
+    """
+    if sample_weight is None:
+        return {}
+    if isinstance(model, Pipeline):
+        return {f"{model.steps[-1][0]}__sample_weight": sample_weight}
+    return {"sample_weight": sample_weight}
+
+
 def _sampler_counts(sampler):
     """How often the fitted ``sampler`` drew each training row, from its ``sample_indices_``."""
     if not hasattr(sampler, "sample_indices_"):

@@ -18,6 +18,7 @@ from .._validation import (
 )
 from ..backend import make_objective, model_to_refit
 from ..backend.diagnostics import check_stationary
+from ..backend.wrappers import weight_fit_params
 from .targets import Target
 
 
@@ -31,8 +32,8 @@ def refit_without(estimator, X, y, sample_weight, keep, warm_start=False):
         model.set_params(warm_start=True)
     else:
         model = clone(estimator)
-    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
-    return model.fit(X[keep], y[keep], **kwargs)
+    weights = None if sample_weight is None else sample_weight[keep]
+    return model.fit(X[keep], y[keep], **weight_fit_params(model, weights))
 
 
 @public("X", "y", "X_test", "y_test", "target", "indices", "sample_weight", "warm_start",
