@@ -169,8 +169,8 @@ def test_leave_one_out_of_a_pipeline_passes_sample_weight_to_its_model(unscaled)
         refit = make_pipeline(StandardScaler(), _logistic()).fit(
             X[keep], y[keep], logisticregression__sample_weight=weights[keep])
         expected.append(_log_losses(refit, Xte, yte) - _log_losses(pipe, Xte, yte))
+    np.testing.assert_allclose(by_pipeline, expected, rtol=1e-6, atol=1e-12)
 
 
 def _log_losses(model, X, y):
     return -np.log(model.predict_proba(X)[np.arange(len(y)), y])
-    np.testing.assert_allclose(by_pipeline, expected, rtol=1e-6, atol=1e-12)
