@@ -179,7 +179,7 @@ def test_skorch_nets_default_to_tracin_and_it_finds_flipped_rows(noisy_cancer):
     net = skorch.NeuralNetClassifier(
         torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)),
         criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
-        max_epochs=15, batch_size=32, train_split=None, verbose=0)
+        max_epochs=15, batch_size=32, train_split=None, verbose=0, callbacks="disable")
     trimmer = InfluenceTrimmer(net, budget=0.1, random_state=0).fit(X, y)
     assert trimmer.method_ == "tracin"
     assert flipped[trimmer.removed_].mean() > 0.6  # 20% of all rows are flipped

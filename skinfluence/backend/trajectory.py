@@ -209,8 +209,10 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
         from .skorch_recorder import TrajectoryRecorder
 
         callbacks = [] if estimator.callbacks in (None, "disable") else list(estimator.callbacks)
-        net = clone(estimator).set_params(
-            callbacks=[*callbacks, (RECORDER, TrajectoryRecorder(every=every))])
+        # rebuilt as clone() does (skorch's set_params(callbacks=...) fails on "disable")
+        params = clone(estimator.get_params(deep=False), safe=False)
+        params["callbacks"] = [*callbacks, (RECORDER, TrajectoryRecorder(every=every))]
+        net = type(estimator)(**params)
         net = seeded_fit(net, X, y, seed)
         return net, dict(net.callbacks_)[RECORDER].trajectory_
     if hasattr(estimator, "partial_fit"):
