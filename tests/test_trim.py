@@ -137,7 +137,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="smaller budget"):
         InfluenceTrimmer(MODEL, budget=len(X)).fit(X, y)
     with pytest.raises(ValueError, match="method"):
-        InfluenceTrimmer(MODEL, method="shapley").fit(X, y)
+        InfluenceTrimmer(MODEL, method="shapley_values").fit(X, y)
     with pytest.raises(ValueError, match="X_val and y_val"):
         InfluenceTrimmer(MODEL).fit(X, y, X_val=X)
 

@@ -8,9 +8,9 @@ memory stays ``O(T p)`` for ``T`` checkpoints of ``p`` parameters, never ``O(T n
 
 Three ways to record:
 
-* skorch nets: the :class:`~skinfluence.backend.skorch_recorder.TrajectoryRecorder` callback (any optimizer, minibatches), at epoch
-  ends or every ``k`` optimizer steps; the learning rate is the optimizer's ``lr`` (for Adam the
-  base rate, not the per-coordinate adaptive step).
+* skorch nets: the :class:`~.skorch_recorder.TrajectoryRecorder` callback (any optimizer,
+  minibatches), at epoch ends or every ``k`` optimizer steps; the learning rate is the
+  optimizer's ``lr`` (for Adam the base rate, not the per-coordinate adaptive step).
 * plain torch modules: :func:`record_torch` trains a :class:`TorchModel` by minibatch SGD (or
   another ``torch.optim`` optimizer) and records.
 * scikit-learn models with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``):
@@ -196,7 +196,7 @@ RECORDER = "skinfluence_trajectory"
 def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
     """Fit a clone of ``estimator`` with a seed (:func:`seeded_fit`) and record its trajectory.
 
-    skorch nets get a :class:`TrajectoryRecorder`; other estimators must have ``partial_fit``
+    skorch nets get a :class:`~.skorch_recorder.TrajectoryRecorder`; other estimators must have ``partial_fit``
     (one checkpoint per epoch).
 
     Returns
