@@ -21,6 +21,8 @@ import warnings
 import torch
 from torch.func import grad, hessian, jacrev, jvp, vmap
 
+from .device import as_tensor
+
 #: Relative gradient norm above which a model is reported as not converged.
 CONVERGENCE_TOL = 1e-3
 
@@ -88,13 +90,21 @@ class Objective:
     def n_rows(self):
         return self.X.shape[0]
 
+    def as_rows(self, X):
+        """Evaluation rows ``X`` (array-like) in the form ``outputs`` takes: a tensor copy."""
+        return as_tensor(X, self.theta.device, self.theta.dtype)
+
     def loss(self, theta, X, y):
         """Natural per-row loss, shape (n,)."""
         return self.output_loss(self.outputs(theta, X), y)
 
     def log_proba(self, theta, X):
         """Class log-probabilities, shape (n, n_classes) (classifiers only)."""
-        return self._log_proba(self.outputs(theta, X))
+        return self.output_log_proba(self.outputs(theta, X))
+
+    def output_log_proba(self, Z):
+        """Class log-probabilities from raw outputs ``Z`` (n, K) (classifiers only)."""
+        return self._log_proba(Z)
 
     def row_loss(self, theta, x, y):
         """Natural loss of one row ``(x, y)`` (no batch dimension): a scalar for torch.func."""

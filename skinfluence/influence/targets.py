@@ -29,20 +29,24 @@ class Target:
             raise ValueError(f"target={kind!r} is not supported; use one of {TARGETS}.")
         theta = objective.theta
         self.objective, self.kind = objective, kind
-        self.X = as_tensor(X, theta.device, theta.dtype)
+        self.X = objective.as_rows(X)
         self.y = None if y is None else as_tensor(objective.encode(y), theta.device, theta.dtype)
         if self.y is None and (kind != "prediction" or objective.n_outputs > 1):
             raise ValueError(f"target={kind!r} needs y_test (the test rows' labels or targets).")
 
     def values(self, theta):
         """Target values at ``theta``: shape (m,), or (1,) for ``"mean_loss"``."""
+        return self.values_of_outputs(self.objective.outputs(theta, self.X))
+
+    def values_of_outputs(self, Z):
+        """Target values from the model's outputs ``Z`` (m, K) on the target rows."""
         obj = self.objective
         if self.kind == "prediction":
             if obj.n_outputs == 1:
-                return obj.outputs(theta, self.X)[:, 0]
-            log_proba = obj.log_proba(theta, self.X)
+                return Z[:, 0]
+            log_proba = obj.output_log_proba(Z)
             return torch.gather(log_proba, 1, self.y.long().unsqueeze(1))[:, 0]
-        loss = obj.loss(theta, self.X, self.y)
+        loss = obj.output_loss(Z, self.y)
         return loss.mean().reshape(1) if self.kind == "mean_loss" else loss
 
     def values_at(self, thetas):
@@ -52,6 +56,8 @@ class Target:
     def gradients(self):
         """Gradient of each target value at the fitted ``theta``: shape (m, p)."""
         theta = self.objective.theta
+        if hasattr(self.objective, "jacobian_transpose_times"):
+            return self._linear_gradients()
         if self.kind == "mean_loss":
             return grad(lambda t: self.values(t)[0])(theta).unsqueeze(0)
         m = self.X.shape[0]
@@ -60,6 +66,15 @@ class Target:
         _, vjp_fn = torch.func.vjp(self.values, theta)
         return torch.cat([vmap(vjp_fn)(eye[s])[0]
                           for s in self.objective.chunks(m, self.objective.n_params)])
+
+    def _linear_gradients(self):
+        """``J_j^T d f_j / d Z_j`` for a model linear in ``theta``: one plain backward pass in
+        the outputs (each value depends on its own row's outputs only), no ``torch.func``."""
+        obj = self.objective
+        Z = obj.outputs(obj.theta, self.X).detach().requires_grad_(True)
+        dZ = torch.autograd.grad(self.values_of_outputs(Z).sum(), Z)[0]
+        G = obj.jacobian_transpose_times(self.X, dZ)
+        return G.sum(0, keepdim=True) if self.kind == "mean_loss" else G
 
     def finalize(self, effects):
         """Shape (n, m) effects as the public functions return them (1-D for a mean loss)."""
