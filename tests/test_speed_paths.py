@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -77,3 +78,77 @@ def test_linear_influence_never_sets_up_torch_func():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
     assert out.stdout.split()[-1] == "False"
+
+
+# ------------------------------------------------------------------ thread policy
+def _entry_points(breast_cancer):
+    """Every public entry point, each on a small problem."""
+    import skinfluence
+    from skinfluence.multitask import MultitaskInfluence, MultitaskRidge
+    from skinfluence.survival import CoxInfluence
+
+    X, Xte, y, yte = breast_cancer
+    X, y, Xte, yte = X[:120, :6], y[:120], Xte[:10, :6], yte[:10]
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    rng = np.random.default_rng(0)
+    Xs = rng.normal(size=(40, 3))
+    ys = np.column_stack([rng.exponential(np.exp(-Xs[:, 0])), rng.random(40) < 0.7])
+    Xm, tasks = rng.normal(size=(60, 3)), np.repeat([0, 1, 2], 20)
+    ym = Xm @ [1.0, 2.0, 0.0] + rng.normal(size=60)
+    return {
+        "influence": lambda: skinfluence.influence(model, X, y, Xte, yte),
+        "newton": lambda: skinfluence.influence(model, X, y, Xte, yte, method="newton"),
+        "self_influence": lambda: skinfluence.self_influence(model, X, y),
+        "influence_value": lambda: skinfluence.influence_value(model, X, y, Xte, yte),
+        "leave_one_out": lambda: skinfluence.leave_one_out(model, X, y, Xte, yte,
+                                                           indices=range(4), n_jobs=2),
+        "InfluenceTrimmer": lambda: skinfluence.InfluenceTrimmer(
+            LogisticRegression(), budget=5, random_state=0).fit(X, y),
+        "CoxInfluence": lambda: CoxInfluence(method="loo", n_jobs=2).fit(Xs[:20], ys[:20]),
+        "MultitaskInfluence": lambda: MultitaskInfluence(MultitaskRidge(lam=0.5)).fit(
+            Xm, ym, tasks),
+    }
+
+
+def test_a_users_single_thread_is_respected_everywhere(breast_cancer, monkeypatch):
+    """With torch.set_num_threads(1) set by the user, no entry point ever raises the count."""
+    from joblib import parallel_config
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    calls = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n)))
+    try:
+        with parallel_config(backend="threading"):  # workers share this process's torch
+            for name, run in _entry_points(breast_cancer).items():
+                run()
+                assert torch.get_num_threads() == 1, name
+                assert set(calls) <= {1}, (name, calls)
+    finally:
+        real(previous)
+
+
+def test_small_problems_run_on_one_thread_and_restore(breast_cancer, monkeypatch):
+    import skinfluence
+    from skinfluence.backend import solvers
+    from skinfluence.backend.threads import SMALL_WORK, thread_policy
+
+    X, Xte, y, yte = breast_cancer
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    seen = []
+    real_solve = solvers.CholeskySolver.solve
+    monkeypatch.setattr(solvers.CholeskySolver, "solve",
+                        lambda self, V: (seen.append(torch.get_num_threads()),
+                                         real_solve(self, V))[1])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        skinfluence.influence(model, X, y, Xte, yte)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr("skinfluence.backend.threads.machine_is_loaded", lambda: False)
+        with thread_policy(SMALL_WORK):  # large enough and an idle machine: left alone
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -4,8 +4,11 @@ Public entry points take a fitted estimator and numpy data; the functions in the
 work on a :class:`skinfluence.backend.Objective` and torch tensors.
 """
 
+import numpy as np
+
 from .._validation import check_classes, check_fitted, check_test_data, check_training_data
 from ..backend import CholeskySolver, make_objective, make_solver
+from ..backend.threads import thread_policy
 from .first_order import influence_function
 from .first_order import influence_value as _influence_value
 from .first_order import self_influence as _self_influence
@@ -25,6 +28,11 @@ def _objective(estimator, X, y, sample_weight, device, params):
     objective = make_objective(estimator, X, y, sample_weight, device=device, **options)
     check_classes(objective, y)
     return objective, X
+
+
+def _work(X):
+    """Size of a problem for the thread policy: rows times features (stored entries if sparse)."""
+    return X.nnz if hasattr(X, "nnz") else np.prod(np.shape(X))
 
 
 def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="influence",
@@ -83,12 +91,13 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
-    objective, X = _objective(estimator, X, y, sample_weight, device, params)
-    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
-    tgt = Target(objective, X_test, y_test, target)
-    curvature = make_solver(objective, solver, damping)
-    measure = influence_function if method == "influence" else newton_effects
-    return tgt.finalize(measure(objective, curvature, tgt))
+    with thread_policy(_work(X)):
+        objective, X = _objective(estimator, X, y, sample_weight, device, params)
+        X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
+        tgt = Target(objective, X_test, y_test, target)
+        curvature = make_solver(objective, solver, damping)
+        measure = influence_function if method == "influence" else newton_effects
+        return tgt.finalize(measure(objective, curvature, tgt))
 
 
 def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", damping=0.0,
@@ -105,9 +114,10 @@ def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", dampin
     ndarray of shape (n_samples,)
         ``grad loss_i^T H^-1 g_i``: large for rows the fit bends towards (outliers, label noise).
     """
-    objective, _ = _objective(estimator, X, y, sample_weight, device, params)
-    curvature = make_solver(objective, solver, damping)
-    return _self_influence(objective, curvature).detach().cpu().numpy()
+    with thread_policy(_work(X)):
+        objective, _ = _objective(estimator, X, y, sample_weight, device, params)
+        curvature = make_solver(objective, solver, damping)
+        return _self_influence(objective, curvature).detach().cpu().numpy()
 
 
 def influence_value(estimator, X, y, X_val, y_val, *, damping=0.0, device="auto"):
@@ -130,8 +140,9 @@ def influence_value(estimator, X, y, X_val, y_val, *, damping=0.0, device="auto"
     -------
     ndarray of shape (n_samples,)
     """
-    objective, X = _objective(estimator, X, y, None, device, "all")
-    X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
-    tgt = Target(objective, X_val, y_val, "loss")
-    curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
-    return _influence_value(objective, curvature, tgt).detach().cpu().numpy()
+    with thread_policy(_work(X)):
+        objective, X = _objective(estimator, X, y, None, device, "all")
+        X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
+        tgt = Target(objective, X_val, y_val, "loss")
+        curvature = CholeskySolver(objective.hessian(data_only=True), damping=damping)
+        return _influence_value(objective, curvature, tgt).detach().cpu().numpy()

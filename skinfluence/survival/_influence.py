@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
+from ..backend.threads import single_thread
 from ..influence.versatile import versatile_influence
 from ._cox import CoxRegression, as_cox_regression, newton_fit
 from ._partial_likelihood import RiskSets, cox_derivatives
@@ -312,12 +313,10 @@ def _warn_if_not_converged(gradient, hessian, loss):
 def _refit_without(X, time, event, alpha, ties, theta, rows, tol, max_iter):
     """Refit without each row of ``rows``; returns ``(theta_-i - theta, failed)``.
 
-    Runs torch on one thread: these small problems gain nothing from threads, and idle
+    Runs on one thread (the backend thread policy): these small problems gain nothing from threads, and idle
     OpenMP threads spinning on a busy machine slowed each refit a hundredfold here.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         theta_t, alpha_t = torch.as_tensor(theta), torch.as_tensor(alpha)
         keep = np.ones(X.shape[0], dtype=bool)
         effects = np.empty((rows.size, X.shape[1]))
@@ -331,6 +330,4 @@ def _refit_without(X, time, event, alpha, ties, theta, rows, tol, max_iter):
             effects[pos] = (refit - theta_t).numpy()
             failed[pos] = not converged
             keep[i] = True
-    finally:
-        torch.set_num_threads(threads)
     return effects, failed
