@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -152,3 +153,36 @@ def test_small_problems_run_on_one_thread_and_restore(breast_cancer, monkeypatch
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("target", ["loss", "mean_loss", "prediction"])
+def test_fast_newton_and_self_influence_match_the_generic_paths(breast_cancer, wine, diabetes,
+                                                                target):
+    from skinfluence.backend import CholeskySolver
+    from skinfluence.influence.first_order import self_influence
+    from skinfluence.influence.newton import newton_effects
+    from skinfluence.influence.targets import Target
+
+    for model, X, y in _models(breast_cancer, wine, diabetes):
+        fast = make_objective(model, X, y, device="cpu")
+        slow = _generic_twin(fast)
+        solver = CholeskySolver(fast.hessian())
+        got = newton_effects(fast, solver, Target(fast, X[:7], y[:7], target))
+        want = newton_effects(slow, solver, Target(slow, X[:7], y[:7], target))
+        assert (got - want).abs().max() <= 1e-9 * want.abs().max()
+        got, want = self_influence(fast, solver), self_influence(slow, solver)
+        assert (got >= 0).all()
+        assert (got - want).abs().max() <= 1e-10 * want.abs().max()
+
+
+def test_float32_option_is_close_to_float64(breast_cancer):
+    import skinfluence
+
+    X, Xte, y, yte = breast_cancer
+    model = LogisticRegression(tol=1e-12, solver="newton-cholesky").fit(X, y)
+    exact = skinfluence.influence(model, X, y, Xte, yte)
+    single = skinfluence.influence(model, X, y, Xte, yte, dtype="float32")
+    assert single.dtype == np.float32
+    assert np.abs(single - exact).max() < 1e-4 * np.abs(exact).max()
+    with pytest.raises(ValueError, match="dtype='float16' is not supported"):
+        skinfluence.influence(model, X, y, Xte, yte, dtype="float16")

@@ -179,6 +179,12 @@ class LinearObjective(Objective):
     def _train_output_grads(self, rows):
         return self._train_derivatives()[0][rows]
 
+    def scaled_output_derivatives(self, rows):
+        """``row_scale * w_i`` times the output gradients (c, K) and curvatures (c, K, K) of
+        the training rows ``rows`` (a slice), from the cache."""
+        R, C = self._train_derivatives()
+        return R[rows], C[rows]
+
     def _rows(self, per_row):
         """Chunks of the training rows for work of ``per_row`` numbers per row."""
         return self.chunks(self.n_rows, per_row)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .device import default_dtype, resolve_device
+from .device import resolve_device, resolve_dtype
 
 _ADAPTERS = {}
 
@@ -66,8 +66,8 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     sample_weight : array-like of shape (n_samples,), optional
         The weights the model was fitted with.
     device : {"auto", "cpu", "cuda"}, default="auto"
-    dtype : torch.dtype, optional
-        Defaults to float64 on the CPU, float32 on a GPU.
+    dtype : {None, "float64", "float32"} or torch.dtype, default=None
+        ``None``: float64 on the CPU, float32 on a GPU.
     check_convergence : bool, default=True
         Warn, with the measured gradient norm, when the model is not at a minimum.
     **options
@@ -79,7 +79,7 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     """
     factory = find_adapter(model)
     device = resolve_device(device)
-    dtype = dtype or default_dtype(device)
+    dtype = resolve_dtype(dtype, device)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     objective = factory(model, X, y, sw, device, dtype, **options)
     if check_convergence:

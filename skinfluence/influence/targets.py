@@ -40,14 +40,22 @@ class Target:
 
     def values_of_outputs(self, Z):
         """Target values from the model's outputs ``Z`` (m, K) on the target rows."""
+        return self.values_of_output_sets(Z.unsqueeze(0))[0]
+
+    def values_of_output_sets(self, Z):
+        """Target values for several sets of outputs ``Z`` (c, m, K): shape (c, m), or (c, 1)
+        for ``"mean_loss"``."""
         obj = self.objective
-        if self.kind == "prediction":
-            if obj.n_outputs == 1:
-                return Z[:, 0]
-            log_proba = obj.output_log_proba(Z)
-            return torch.gather(log_proba, 1, self.y.long().unsqueeze(1))[:, 0]
-        loss = obj.output_loss(Z, self.y)
-        return loss.mean().reshape(1) if self.kind == "mean_loss" else loss
+        c, m, K = Z.shape
+        flat, y = Z.reshape(c * m, K), self.y.repeat(c) if self.y is not None else None
+        if self.kind == "prediction" and obj.n_outputs == 1:
+            rows = flat[:, 0]
+        elif self.kind == "prediction":
+            rows = torch.gather(obj.output_log_proba(flat), 1, y.long().unsqueeze(1))[:, 0]
+        else:
+            rows = obj.output_loss(flat, y)
+        rows = rows.reshape(c, m)
+        return rows.mean(1, keepdim=True) if self.kind == "mean_loss" else rows
 
     def values_at(self, thetas):
         """Target values at each row of ``thetas`` (c, p): shape (c, m)."""
