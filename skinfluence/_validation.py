@@ -21,8 +21,9 @@ def check_fitted(estimator):
 
 
 def check_training_data(X, y, sample_weight=None):
-    """Validated training data: float64 ``X`` without NaN/inf, matching lengths."""
-    X = check_array(X, dtype=np.float64)
+    """Validated training data: float64 ``X`` (dense, or sparse CSR for the linear models) without
+    NaN/inf, matching lengths."""
+    X = check_array(X, accept_sparse="csr", dtype=np.float64)
     if y is None:
         raise ValueError("y is required: pass the training targets the model was fitted on.")
     y = check_array(y, ensure_2d=False, dtype=None)
@@ -39,7 +40,7 @@ def check_training_data(X, y, sample_weight=None):
 
 def check_test_data(X_test, y_test, n_features):
     """Validated evaluation rows with the training feature count."""
-    X_test = check_array(X_test, dtype=np.float64)
+    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64)
     if X_test.shape[1] != n_features:
         raise ValueError(
             f"X_test has {X_test.shape[1]} features but the training data has {n_features}."

@@ -186,3 +186,64 @@ def test_float32_option_is_close_to_float64(breast_cancer):
     assert np.abs(single - exact).max() < 1e-4 * np.abs(exact).max()
     with pytest.raises(ValueError, match="dtype='float16' is not supported"):
         skinfluence.influence(model, X, y, Xte, yte, dtype="float16")
+
+
+# ------------------------------------------------------------------ sparse input
+def _sparse_problem(n=400, d=1500, nnz=15, seed=0):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n), nnz)
+    cols = rng.integers(0, d, size=n * nnz)
+    X = sp.csr_matrix((rng.random(n * nnz), (rows, cols)), shape=(n, d))
+    w = rng.standard_normal(d)
+    y = (X @ w + 0.3 * rng.standard_normal(n) > 0).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["auto", "cg"])
+def test_sparse_input_matches_the_dense_exact_answer(solver):
+    import skinfluence
+
+    X, y = _sparse_problem()
+    model = LogisticRegression(C=2.0, tol=1e-12, solver="newton-cholesky").fit(X, y)
+    test = slice(0, 20)
+    before = X.copy()
+    sparse = skinfluence.influence(model, X, y, X[test], y[test], solver=solver)
+    dense = skinfluence.influence(model, X.toarray(), y, X[test].toarray(), y[test],
+                                  solver="cholesky")
+    assert (X != before).nnz == 0  # the user's matrix is untouched
+    r = np.corrcoef(sparse.ravel(), dense.ravel())[0, 1]
+    assert r >= 0.999
+    assert np.abs(sparse - dense).max() < 1e-6 * np.abs(dense).max()
+    self_sparse = skinfluence.self_influence(model, X, y)
+    self_dense = skinfluence.self_influence(model, X.toarray(), y)
+    assert np.allclose(self_sparse, self_dense, rtol=1e-8, atol=1e-12)
+
+
+def test_sparse_hvp_never_densifies(monkeypatch):
+    """Hessian-vector products run on the CSR matrix: toarray() is never called on it."""
+    import scipy.sparse as sp
+
+    X, y = _sparse_problem()
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    objective = make_objective(model, X, y)
+    assert sp.issparse(objective.X)
+
+    def forbidden(self, *args, **kwargs):
+        raise AssertionError("densified")
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", forbidden)
+    V = torch.randn(objective.n_params, 3, dtype=torch.float64)
+    HV = objective.hvp(V)
+    monkeypatch.undo()
+    dense = make_objective(model, X.toarray(), y)
+    assert torch.allclose(HV, dense.hessian() @ V, rtol=1e-10, atol=1e-12)
+
+
+def test_sparse_x_for_a_network_is_a_clear_error():
+    from skinfluence.backend.device import as_tensor
+
+    X, _ = _sparse_problem(n=5, d=4, nnz=1)
+    with pytest.raises(TypeError, match="only the scikit-learn linear models take sparse X"):
+        as_tensor(X, "cpu")

@@ -54,5 +54,10 @@ def resolve_dtype(dtype, device):
 
 def as_tensor(array, device, dtype=None):
     """Copy ``array`` into a tensor on ``device``; never aliases a user's numpy array."""
+    if hasattr(array, "tocsr"):
+        raise TypeError(
+            "A scipy.sparse matrix was passed where dense data is needed: only the scikit-learn "
+            "linear models take sparse X; pass X.toarray() for other models."
+        )
     dtype = dtype or default_dtype(device)
     return torch.as_tensor(array, dtype=dtype).to(device).clone()
