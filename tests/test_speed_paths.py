@@ -247,3 +247,16 @@ def test_sparse_x_for_a_network_is_a_clear_error():
     X, _ = _sparse_problem(n=5, d=4, nnz=1)
     with pytest.raises(TypeError, match="only the scikit-learn linear models take sparse X"):
         as_tensor(X, "cpu")
+
+
+def test_jacobi_preconditioned_cg_is_exact_on_badly_scaled_curvature():
+    from skinfluence.backend import CGSolver
+
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(60, 40, generator=gen, dtype=torch.float64)
+    scales = torch.logspace(-3, 3, 40, dtype=torch.float64)
+    H = scales[:, None] * (A.T @ A + 0.1 * torch.eye(40, dtype=torch.float64)) * scales
+    V = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    exact = torch.linalg.solve(H, V)
+    solver = CGSolver(lambda B: H @ B, diagonal=H.diagonal(), max_iter=200)
+    assert (solver.solve(V) - exact).norm() <= 1e-6 * exact.norm()

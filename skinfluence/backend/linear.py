@@ -33,7 +33,15 @@ from sklearn.utils import compute_class_weight
 from .device import as_tensor
 from .objective import Objective
 from .registry import register_adapter
-from .sparse import as_csr, dense_rows, is_sparse, matmul, rmatmul, weighted_gram
+from .sparse import (
+    as_csr,
+    dense_rows,
+    is_sparse,
+    matmul,
+    rmatmul,
+    squares_times,
+    weighted_gram,
+)
 
 
 def _binary_loss(Z, y):
@@ -240,6 +248,19 @@ class LinearObjective(Objective):
         if not data_only:
             H += torch.diag(self.penalty_diagonal)
         return H
+
+    def hessian_diagonal(self):
+        """Diagonal of the Hessian, shape (p,), without forming it (a CG preconditioner)."""
+        K = self.n_outputs
+        C = self._train_derivatives()[1]
+        coef = torch.zeros(K, self.n_coef // K, dtype=self.theta.dtype, device=self.theta.device)
+        for s in self._rows(1):
+            for k in range(K):
+                coef[k] += squares_times(self.X[s], C[s, k, k])
+        parts = [coef.reshape(-1)]
+        if self.basis is not None:
+            parts.append(torch.einsum("kq,kl,lq->q", self.basis, C.sum(0), self.basis))
+        return torch.cat(parts) + self.penalty_diagonal
 
     def hvp(self, V):
         """``H V`` through ``X``'s products only (a sparse ``X`` stays sparse)."""

@@ -46,6 +46,13 @@ def weighted_gram(X, c):
     return _from_numpy((X.T @ weighted).toarray(), c)
 
 
+def squares_times(X, c):
+    """``(X * X)^T c``: the weighted sums of squares of ``X``'s columns, shape (d,)."""
+    if not is_sparse(X):
+        return (X * X).T @ c
+    return _from_numpy(X.multiply(X).T @ c.detach().cpu().numpy(), c)
+
+
 def dense_rows(X, like):
     """A (small) chunk of rows ``X`` as a dense tensor of ``like``'s dtype and device."""
     if not is_sparse(X):
