@@ -111,11 +111,14 @@ class LinearObjective(Objective):
     derivatives : callable
         ``derivatives(Z, y)`` -> ``(r, A)``: output gradients (n, K) and curvatures (n, K, K)
         of the natural loss.
+    columns : ndarray of int, optional
+        The input columns ``X`` keeps (a sparse ``X`` drops the columns no training row uses,
+        whose coefficients are zero); evaluation rows are cut to them by :meth:`as_rows`.
     """
 
     def __init__(self, theta, X, y, weights, row_scale, *, n_coef, basis, penalty_diagonal,
-                 derivatives, **kwargs):
-        self.n_coef, self.basis = n_coef, basis
+                 derivatives, columns=None, **kwargs):
+        self.n_coef, self.basis, self.columns = n_coef, basis, columns
         self.penalty_diagonal = penalty_diagonal
         self._derivatives = derivatives
         self._train_cache = None
@@ -124,6 +127,8 @@ class LinearObjective(Objective):
 
     # ------------------------------------------------------- the Jacobian as products
     def as_rows(self, X):
+        if self.columns is not None:
+            X = X[:, self.columns]
         if is_sparse(X):
             return as_csr(X, self.theta.dtype)
         return super().as_rows(X)
@@ -315,8 +320,13 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
             f"X has {X.shape[1]} features but the fitted model expects {d}; pass the training "
             "data the model was fitted on."
         )
+    columns = None
     if is_sparse(X):
         device = torch.device("cpu")  # sparse products run through scipy
+        X = as_csr(X, dtype)
+        columns = _used_columns(X, coef)
+        if columns is not None:
+            X, coef, d = X[:, columns], coef[:, columns], len(columns)
     fit_intercept = intercept is not None
     # Multinomial intercepts are identified only up to a common shift (softmax ignores it, no
     # penalty pins it): parametrise them by coordinates c in the sum-zero subspace,
@@ -343,13 +353,29 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         return value + 0.5 * intercept_l2 * (theta[n_coef:] ** 2).sum()
 
     output_loss, log_proba, derivatives = _LOSSES[kind]
-    X = as_csr(X, dtype) if is_sparse(X) else as_tensor(X, device, dtype)
+    X = X if is_sparse(X) else as_tensor(X, device, dtype)
     return LinearObjective(
         theta, X, as_tensor(y, device, dtype), as_tensor(weights, device, dtype), row_scale,
         n_coef=n_coef, basis=basis, penalty_diagonal=as_tensor(diagonal, device, dtype),
+        columns=columns,
         derivatives=derivatives, outputs=outputs, output_loss=output_loss, penalty=penalty,
         is_classifier=kind != "squared", log_proba=log_proba, encode=encode,
     )
+
+
+def _used_columns(X, coef):
+    """Indices of the columns of a sparse ``X`` that some row uses, when dropping the others is
+    exact (their fitted coefficients are all zero), else ``None``.
+
+    An unused feature's coefficient sees only the penalty: it stays at zero under any removal
+    and contributes nothing to any training row, so the objective over the used columns has the
+    same influence, with far fewer parameters for a hashed vocabulary.
+    """
+    used = np.flatnonzero(X.getnnz(axis=0))
+    unused = np.setdiff1d(np.arange(X.shape[1]), used)
+    if len(unused) == 0 or np.any(coef[:, unused] != 0):
+        return None
+    return used
 
 
 def _sum_zero_basis(K):
