@@ -42,14 +42,16 @@ def make_data(n, rng):
 
 
 # ------------------------------------------------------------------ numpy references
-def _design(X):
-    return np.hstack([X, np.ones((len(X), 1))])
+def _design(model, X):
+    return np.hstack([X, np.ones((len(X), 1))]) if model.fit_intercept else X
 
 
 def _fit_quantities(model, X, y):
     """Augmented design, parameters, probabilities and Hessian of ``C * sum loss + 0.5||w||^2``."""
-    A = _design(X)
-    theta = np.r_[model.coef_.ravel(), model.intercept_]
+    A = _design(model, X)
+    theta = model.coef_.ravel()
+    if model.fit_intercept:
+        theta = np.r_[theta, model.intercept_]
     p = 1 / (1 + np.exp(-A @ theta))
     H = model.C * (A * (p * (1 - p))[:, None]).T @ A
     H[:D, :D] += np.eye(D)  # the intercept is not penalised
@@ -58,7 +60,7 @@ def _fit_quantities(model, X, y):
 
 def numpy_influence(model, X, y, X_test, y_test):
     A, theta, p, H = _fit_quantities(model, X, y)
-    B = _design(X_test)
+    B = _design(model, X_test)
     G = model.C * (p - y)[:, None] * A  # per-row training gradients, n x p
     test_grads = (1 / (1 + np.exp(-B @ theta)) - y_test)[:, None] * B
     return G @ np.linalg.solve(H, test_grads.T)
@@ -72,7 +74,7 @@ def numpy_self_influence(model, X, y):
 
 def numpy_newton(model, X, y, X_test, y_test):
     A, theta, p, H = _fit_quantities(model, X, y)
-    B = _design(X_test)
+    B = _design(model, X_test)
     Hinv = np.linalg.inv(H)
     leverage = model.C * p * (1 - p) * np.einsum("ij,ij->i", A @ Hinv, A)
     step = model.C * (p - y) / (1 - leverage)  # H_-i^-1 g_i = step_i H^-1 a_i
