@@ -264,3 +264,26 @@ def test_jacobi_preconditioned_cg_is_exact_on_badly_scaled_curvature():
     exact = torch.linalg.solve(H, V)
     solver = CGSolver(lambda B: H @ B, diagonal=H.diagonal(), max_iter=200)
     assert (solver.solve(V) - exact).norm() <= 1e-6 * exact.norm()
+
+
+def test_all_row_influence_streams_rows_and_never_forms_per_row_gradients(breast_cancer,
+                                                                          monkeypatch):
+    """Scores only: rows go through in chunks, and no n x p gradient matrix is ever formed."""
+    import skinfluence
+    from skinfluence.backend import objective as objective_module
+
+    X, Xte, y, yte = breast_cancer
+    model = LogisticRegression(tol=1e-12, solver="newton-cholesky").fit(X, y)
+    whole = skinfluence.influence(model, X, y, Xte, yte)
+    newton = skinfluence.influence(model, X, y, Xte, yte, method="newton")
+    shapes = []
+    real = LinearObjective.jacobian_transpose_times
+    monkeypatch.setattr(LinearObjective, "jacobian_transpose_times",
+                        lambda self, X, R: (shapes.append(X.shape[0]), real(self, X, R))[1])
+    monkeypatch.setattr(objective_module, "CHUNK_BYTES", 8 * 31 * 40)  # ~40 rows a chunk
+    chunked = skinfluence.influence(model, X, y, Xte, yte)
+    assert shapes == [len(Xte)]  # only the test rows' gradients
+    assert np.allclose(chunked, whole, rtol=1e-12, atol=1e-15)
+    chunked = skinfluence.influence(model, X, y, Xte, yte, method="newton")
+    assert np.allclose(chunked, newton, rtol=1e-10, atol=1e-15)
+    assert shapes[1] == len(Xte) and max(shapes[2:]) <= 40  # then training rows in chunks
