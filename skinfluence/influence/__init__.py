@@ -49,11 +49,13 @@ def influence(estimator, X, y, X_test, y_test=None, *, target="loss", method="in
     estimator : fitted estimator
         Fitted on ``(X, y)`` (scikit-learn linear models, skorch nets, :class:`TorchModel`, or
         any model with a registered adapter).
-    X : array-like of shape (n_samples, n_features)
-        The training inputs the estimator was fitted on.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        The training inputs the estimator was fitted on. Sparse input (converted to CSR) is
+        accepted for the scikit-learn linear models and never densified: with more than 5 000
+        parameters ``H^-1`` is applied by conjugate gradient over Hessian-vector products.
     y : array-like of shape (n_samples,)
         The training targets.
-    X_test : array-like of shape (n_test, n_features)
+    X_test : {array-like, sparse matrix} of shape (n_test, n_features)
         Rows on which the effect is measured.
     y_test : array-like of shape (n_test,), optional
         Their targets; required for loss targets.
