@@ -99,8 +99,9 @@ class LinearObjective(Objective):
 
     Parameters
     ----------
-    theta, X, y, weights, row_scale, outputs, output_loss, penalty, log_proba, encode
-        As in :class:`Objective` (``X`` a tensor or a CSR matrix).
+    theta, X, y, weights, row_scale, outputs, output_loss, penalty, jacobian, log_proba, encode
+        As in :class:`Objective` (``X`` a tensor or a CSR matrix); ``jacobian`` is only called
+        on a few dense rows at a time.
     n_coef : int
         Number of coefficients ``K * d`` at the front of ``theta``.
     basis : torch.Tensor of shape (K, q) or None
@@ -122,8 +123,7 @@ class LinearObjective(Objective):
         self.penalty_diagonal = penalty_diagonal
         self._derivatives = derivatives
         self._train_cache = None
-        super().__init__(theta, X, y, weights, row_scale, jacobian=self._dense_jacobian,
-                         **kwargs)
+        super().__init__(theta, X, y, weights, row_scale, **kwargs)
 
     # ------------------------------------------------------- the Jacobian as products
     def as_rows(self, X):
@@ -132,16 +132,6 @@ class LinearObjective(Objective):
         if is_sparse(X):
             return as_csr(X, self.theta.dtype)
         return super().as_rows(X)
-
-    def _dense_jacobian(self, X):
-        """Explicit (n, K, p) output Jacobian, for callers that ask for it (small chunks)."""
-        X = dense_rows(X, self.theta)
-        K = self.n_outputs
-        eye = torch.eye(K, dtype=X.dtype, device=X.device)
-        blocks = [torch.einsum("kl,nd->nkld", eye, X).reshape(len(X), K, self.n_coef)]
-        if self.basis is not None:
-            blocks.append(self.basis.expand(len(X), K, self.basis.shape[1]))
-        return torch.cat(blocks, dim=2)
 
     def jacobian_times(self, X, V):
         """``J_i V`` for every row of ``X`` and a block ``V`` (p, m): shape (n, K, m)."""
@@ -217,7 +207,7 @@ class LinearObjective(Objective):
     def output_factors(self, X, y, rows=None):
         Z = self.outputs(self.theta, X)
         r, A = self._derivatives(Z, y)
-        return self._dense_jacobian(X), r, A
+        return self.jacobian(dense_rows(X, self.theta)), r, A
 
     def hessian(self, data_only=False):
         """Exact Hessian ``sum_i J_i^T C_i J_i`` (+ the penalty), from K(K+1)/2 weighted Grams."""
@@ -352,6 +342,15 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         value = 0.5 * l2 * (theta[:n_coef] ** 2).sum()
         return value + 0.5 * intercept_l2 * (theta[n_coef:] ** 2).sum()
 
+    def jacobian(X):
+        # explicit (n, K, p) Jacobian, for callers that ask for it on a few rows:
+        # d Z[n, k] / d W[k', j] = [k == k'] X[n, j];  d Z[n, k] / d c = basis[k]
+        eye = torch.eye(K, dtype=X.dtype, device=X.device)
+        blocks = [torch.einsum("kl,nd->nkld", eye, X).reshape(len(X), K, n_coef)]
+        if fit_intercept:
+            blocks.append(basis.expand(len(X), K, basis.shape[1]))
+        return torch.cat(blocks, dim=2)
+
     output_loss, log_proba, derivatives = _LOSSES[kind]
     X = X if is_sparse(X) else as_tensor(X, device, dtype)
     return LinearObjective(
@@ -359,6 +358,7 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         n_coef=n_coef, basis=basis, penalty_diagonal=as_tensor(diagonal, device, dtype),
         columns=columns,
         derivatives=derivatives, outputs=outputs, output_loss=output_loss, penalty=penalty,
+        jacobian=jacobian,
         is_classifier=kind != "squared", log_proba=log_proba, encode=encode,
     )
 
