@@ -124,6 +124,7 @@ def run_one(n, which, measures, repeat, model_path, out_dir):
         cold = time.perf_counter() - start if i == 0 else float("nan")
         warm = np.inf
         for _ in range(repeat):
+            out = None  # free the previous answer first: peak memory is one call's
             start = time.perf_counter()
             out = calls[name]()
             warm = min(warm, time.perf_counter() - start)
