@@ -96,7 +96,10 @@ def _entry_points(breast_cancer):
     ys = np.column_stack([rng.exponential(np.exp(-Xs[:, 0])), rng.random(40) < 0.7])
     Xm, tasks = rng.normal(size=(60, 3)), np.repeat([0, 1, 2], 20)
     ym = Xm @ [1.0, 2.0, 0.0] + rng.normal(size=60)
+    unlabelled = np.where(np.arange(len(y)) % 10 == 0, y, np.nan)
     return {
+        "ActiveLearningSelector": lambda: skinfluence.ActiveLearningSelector(
+            LogisticRegression(), batch_size=2, random_state=0).query(X, unlabelled),
         "influence": lambda: skinfluence.influence(model, X, y, Xte, yte),
         "newton": lambda: skinfluence.influence(model, X, y, Xte, yte, method="newton"),
         "self_influence": lambda: skinfluence.self_influence(model, X, y),

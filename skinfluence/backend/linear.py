@@ -140,7 +140,7 @@ class LinearObjective(Objective):
         VW = V[: self.n_coef].reshape(K, d, m).permute(1, 0, 2).reshape(d, K * m)
         out = matmul(X, VW).reshape(X.shape[0], K, m)
         if self.basis is not None:
-            out = out + (self.basis @ V[self.n_coef:]).unsqueeze(0)
+            out += (self.basis @ V[self.n_coef:]).unsqueeze(0)
         return out
 
     def jacobian_transpose_times(self, X, R):
@@ -202,7 +202,7 @@ class LinearObjective(Objective):
 
     def train_grads_times(self, rows, V):
         JV = self.jacobian_times(self.X[rows], V)
-        return torch.einsum("nk,nkm->nm", self._train_output_grads(rows), JV)
+        return (self._train_output_grads(rows).unsqueeze(2) * JV).sum(1)
 
     def output_factors(self, X, y, rows=None):
         Z = self.outputs(self.theta, X)
