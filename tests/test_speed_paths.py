@@ -51,6 +51,7 @@ def test_closed_form_derivatives_match_torch_func(breast_cancer, wine, diabetes)
             (fast.train_grads(rows), slow.train_grads(rows)),
             (fast.train_grads_times(rows, V), slow.train_grads_times(rows, V)),
             (fast.hvp(V), slow.hvp(V)),
+            (fast.hessian_diagonal(), slow.hessian().diagonal()),
         ]
         for got, want in pairs:
             # the gradient vanishes at the fit: compare it on the scale of one row's gradient
