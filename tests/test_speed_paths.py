@@ -291,3 +291,33 @@ def test_all_row_influence_streams_rows_and_never_forms_per_row_gradients(breast
     chunked = skinfluence.influence(model, X, y, Xte, yte, method="newton")
     assert np.allclose(chunked, newton, rtol=1e-10, atol=1e-15)
     assert shapes[1] == len(Xte) and max(shapes[2:]) <= 40  # then training rows in chunks
+
+
+def test_threadpoolctl_limit_is_respected_and_workers_run_one_thread(breast_cancer,
+                                                                     monkeypatch):
+    from joblib import parallel_config
+    from threadpoolctl import threadpool_limits
+
+    import skinfluence
+    from skinfluence.influence import loo
+
+    X, Xte, y, yte = breast_cancer
+    model = LogisticRegression(tol=1e-10).fit(X, y)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with threadpool_limits(limits=1):
+            skinfluence.influence(model, X, y, Xte, yte)
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        seen = []
+        real = loo.refit_without
+        monkeypatch.setattr(loo, "refit_without", lambda *a, **k: (
+            seen.append(torch.get_num_threads()), real(*a, **k))[1])
+        with parallel_config(backend="threading"):
+            skinfluence.leave_one_out(model, X, y, Xte[:3], yte[:3], indices=range(4),
+                                      n_jobs=2)
+        assert seen == [1, 1, 1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
