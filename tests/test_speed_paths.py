@@ -321,3 +321,17 @@ def test_threadpoolctl_limit_is_respected_and_workers_run_one_thread(breast_canc
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_linear_fast_paths_on_the_gpu_match_the_cpu(breast_cancer):
+    import skinfluence
+
+    X, Xte, y, yte = breast_cancer
+    model = LogisticRegression(tol=1e-12, solver="newton-cholesky").fit(X, y)
+    for run in (lambda device: skinfluence.influence(model, X, y, Xte, yte, device=device),
+                lambda device: skinfluence.influence(model, X, y, Xte, yte, device=device,
+                                                     method="newton"),
+                lambda device: skinfluence.self_influence(model, X, y, device=device)):
+        cpu, gpu = run("cpu"), run("cuda")  # float32 by default on the GPU
+        assert np.linalg.norm(gpu - cpu) <= 1e-3 * np.linalg.norm(cpu)
