@@ -335,3 +335,17 @@ def test_linear_fast_paths_on_the_gpu_match_the_cpu(breast_cancer):
                 lambda device: skinfluence.self_influence(model, X, y, device=device)):
         cpu, gpu = run("cpu"), run("cuda")  # float32 by default on the GPU
         assert np.linalg.norm(gpu - cpu) <= 1e-3 * np.linalg.norm(cpu)
+
+
+def test_linear_objective_reads_the_users_x_without_copying_or_changing_it(breast_cancer):
+    import skinfluence
+
+    X, Xte, y, yte = breast_cancer
+    X = np.ascontiguousarray(X)
+    before = X.copy()
+    model = LogisticRegression(tol=1e-12, solver="newton-cholesky").fit(X, y)
+    assert np.shares_memory(make_objective(model, X, y).X.numpy(), X)
+    skinfluence.influence(model, X, y, Xte, yte)
+    skinfluence.influence(model, X, y, Xte, yte, method="newton")
+    skinfluence.self_influence(model, X, y)
+    np.testing.assert_array_equal(X, before)

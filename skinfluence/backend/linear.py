@@ -352,7 +352,7 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         return torch.cat(blocks, dim=2)
 
     output_loss, log_proba, derivatives = _LOSSES[kind]
-    X = X if is_sparse(X) else as_tensor(X, device, dtype)
+    X = X if is_sparse(X) else _read_only_tensor(X, device, dtype)
     return LinearObjective(
         theta, X, as_tensor(y, device, dtype), as_tensor(weights, device, dtype), row_scale,
         n_coef=n_coef, basis=basis, penalty_diagonal=as_tensor(diagonal, device, dtype),
@@ -361,6 +361,20 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
         jacobian=jacobian,
         is_classifier=kind != "squared", log_proba=log_proba, encode=encode,
     )
+
+
+def _read_only_tensor(X, device, dtype):
+    """``X`` as a tensor, sharing the array's memory when it already is a writeable C-contiguous
+    CPU array of ``dtype`` (saving a copy of the largest input), else a copy.
+
+    Safe because :class:`LinearObjective` only ever reads ``X``.
+    """
+    X = np.asarray(X)
+    same_dtype = X.dtype == torch.empty(0, dtype=dtype).numpy().dtype
+    if torch.device(device).type == "cpu" and same_dtype and X.flags.c_contiguous \
+            and X.flags.writeable:
+        return torch.from_numpy(X)
+    return as_tensor(X, device, dtype)
 
 
 def _used_columns(X, coef):
