@@ -146,10 +146,12 @@ class LinearObjective(Objective):
     def jacobian_transpose_times(self, X, R):
         """Per-row ``J_i^T r_i`` for output vectors ``R`` (n, K): shape (n, p)."""
         Xd = dense_rows(X, R)
-        parts = [(R.unsqueeze(2) * Xd.unsqueeze(1)).reshape(len(R), self.n_coef)]
+        out = torch.empty(len(R), self.n_params, dtype=R.dtype, device=R.device)
+        coef = out[:, : self.n_coef].view(len(R), self.n_outputs, -1)
+        torch.mul(R.unsqueeze(2), Xd.unsqueeze(1), out=coef)
         if self.basis is not None:
-            parts.append(R @ self.basis)
-        return torch.cat(parts, dim=1)
+            torch.mm(R, self.basis, out=out[:, self.n_coef:])
+        return out
 
     def _transpose_sum(self, X, R):
         """``sum_i J_i^T R_i`` for per-row output blocks ``R`` (n, K, m): shape (p, m)."""

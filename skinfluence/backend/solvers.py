@@ -76,8 +76,9 @@ def quadratic_forms(solver, G):
     of a full solve, and the result is non-negative by construction.
     """
     if isinstance(solver, CholeskySolver):
-        W = torch.linalg.solve_triangular(solver.factor, G.T, upper=False)
-        return (W * W).sum(0)
+        # rows of W = G L^-T, row-major like G
+        W = torch.linalg.solve_triangular(solver.factor.T, G, upper=True, left=False)
+        return torch.linalg.vecdot(W, W)
     return (G * solver.solve(G.T).T).sum(1)
 
 
