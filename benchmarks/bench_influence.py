@@ -5,6 +5,8 @@ its own fresh process (regenerating the same data there):
 
 * **cold**: the first call in the process (imports excluded): what a script or the CLI pays;
 * **warm**: the best of ``--repeat`` further calls;
+* both: the best over ``--rounds`` alternating numpy / skinfluence processes, as the load of a
+  shared machine drifts between one process and the next;
 * **peak memory**: the process's peak resident set size (``getrusage``), in total and above what
   it held before the first call (the data and the libraries).
 
@@ -152,6 +154,21 @@ def measure(n, which, measures, repeat, model_path, out_dir):
     return times, float(total), float(extra), outputs
 
 
+def interleaved(rounds, n, measures, repeat, model_path, out_dir):
+    """numpy's and skinfluence's results, their processes alternating ``rounds`` times; each
+    time is the smallest over the rounds (the machine's load varies from one to the next)."""
+    best = {}
+    for _ in range(rounds):
+        for which in ("numpy", "skinfluence"):
+            times, total, extra, outputs = measure(n, which, measures, repeat, model_path,
+                                                   out_dir)
+            if which in best:
+                times = {name: tuple(np.fmin(times[name], best[which][0][name]))
+                         for name in measures}
+            best[which] = (times, total, extra, outputs)
+    return best["numpy"], best["skinfluence"]
+
+
 def rel_err(a, b):
     return np.abs(a - b).max() / np.abs(b).max()
 
@@ -161,6 +178,8 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternate the numpy and skinfluence processes this many times")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -177,7 +196,8 @@ def main():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores "
           f"(load average {load:.1f}), d={D}, {N_TEST} test rows, warm = best of {args.repeat}; "
-          f"each implementation in a fresh process; GPU: {'yes' if gpu else 'none'}")
+          f"each implementation in a fresh process, best of {args.rounds} alternating rounds; "
+          f"GPU: {'yes' if gpu else 'none'}")
     print(f"{'n':>8} {'measure':>9} {'np cold':>8} {'sk cold':>8} {'cold x':>7} {'np warm':>8} "
           f"{'sk warm':>8} {'warm x':>7} {'rel err':>8} {'np MB':>7} {'sk MB':>7} "
           f"{'sk +MB':>7}")
@@ -191,8 +211,7 @@ def main():
                 pickle.dump(model, f)
             largest = n == max(sizes) and len(sizes) > 1
             measures = ("influence",) if largest else MEASURES
-            ref = measure(n, "numpy", measures, args.repeat, model_path, out_dir)
-            ours = measure(n, "skinfluence", measures, args.repeat, model_path, out_dir)
+            ref, ours = interleaved(args.rounds, n, measures, args.repeat, model_path, out_dir)
             for name in measures:
                 (nc, nw), (sc, sw) = ref[0][name], ours[0][name]
                 print(f"{n:>8} {name:>9} {nc:>8.3f} {sc:>8.3f} {sc / nc:>7.2f} {nw:>8.3f} "
