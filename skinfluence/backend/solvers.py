@@ -72,12 +72,14 @@ def _column_dots(A, B):
 def quadratic_forms(solver, G):
     """Row-wise ``g_i^T (H + damping I)^-1 g_i`` for the rows of ``G`` (n, p): shape (n,).
 
-    With a Cholesky factor ``L`` this is ``||L^-1 g_i||^2``: one triangular solve, half the work
-    of a full solve, and the result is non-negative by construction.
+    With a Cholesky factor ``L`` this is ``||L^-1 g_i||^2``: one product with the p x p inverse
+    factor (a matrix product runs faster than a triangular solve with many right-hand sides),
+    and the result is non-negative by construction.
     """
     if isinstance(solver, CholeskySolver):
-        # rows of W = G L^-T, row-major like G
-        W = torch.linalg.solve_triangular(solver.factor.T, G, upper=True, left=False)
+        L = solver.factor
+        eye = torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
+        W = G @ torch.linalg.solve_triangular(L, eye, upper=False).T  # rows L^-1 g_i
         return torch.linalg.vecdot(W, W)
     return (G * solver.solve(G.T).T).sum(1)
 
