@@ -4,9 +4,8 @@ For each n the script fits ``LogisticRegression(C=1)`` once, then runs each impl
 its own fresh process (regenerating the same data there):
 
 * **cold**: the first call in the process (imports excluded): what a script or the CLI pays;
-* **warm**: the best of ``--repeat`` further calls;
-* both: the best over ``--rounds`` alternating numpy / skinfluence processes, as the load of a
-  shared machine drifts between one process and the next;
+* **warm**: the best of ``--repeat`` calls, numpy's and skinfluence's alternating in one more
+  process so that both see the same load (it drifts on a shared machine);
 * **peak memory**: the process's peak resident set size (``getrusage``), in total and above what
   it held before the first call (the data and the libraries).
 
@@ -135,16 +134,46 @@ def run_one(n, which, measures, repeat, model_path, out_dir):
     print(" ".join(results), peak_mb(), peak_mb() - before)
 
 
-def measure(n, which, measures, repeat, model_path, out_dir):
+def run_pair(n, measures, repeat, model_path):
+    """In a fresh process: numpy's and skinfluence's warm times, their calls alternating so that
+    both see the same load; print ``name:numpy:skinfluence`` per measure."""
+    X, y, Xt, yt = make_data(n, np.random.default_rng(n))
+    with open(model_path, "rb") as f:
+        model = pickle.load(f)
+    pair = [_calls(which, model, X, y, Xt, yt) for which in ("numpy", "skinfluence")]
+    results = []
+    for name in measures:
+        best = [np.inf, np.inf]
+        for calls in pair:
+            calls[name]()
+        for _ in range(repeat):
+            for k, calls in enumerate(pair):
+                start = time.perf_counter()
+                calls[name]()
+                best[k] = min(best[k], time.perf_counter() - start)
+        results.append(f"{name}:{best[0]}:{best[1]}")
+    print(" ".join(results))
+
+
+def _child(*args):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--one", str(n), which, ",".join(measures), "--repeat",
-         str(repeat), "--model", model_path, "--out", out_dir],
-        check=False, capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, __file__, *map(str, args)], check=False,
+                          capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
-    *timed, total, extra = proc.stdout.split()
+    return proc.stdout.split()
+
+
+def warm_pair(n, measures, repeat, model_path):
+    """``{measure: (numpy warm, skinfluence warm)}``, timed side by side in one process."""
+    out = _child("--pair", n, ",".join(measures), "--repeat", repeat, "--model", model_path)
+    return {name: (float(a), float(b)) for name, a, b in (item.split(":") for item in out)}
+
+
+def measure(n, which, measures, repeat, model_path, out_dir):
+    *timed, total, extra = _child("--one", n, which, ",".join(measures), "--repeat", repeat,
+                                  "--model", model_path, "--out", out_dir)
     times = {}
     for item in timed:
         name, cold, warm = item.split(":")
@@ -152,21 +181,6 @@ def measure(n, which, measures, repeat, model_path, out_dir):
     outputs = {name: np.load(os.path.join(out_dir, f"{which}_{name}_{n}.npy"))
                for name in measures}
     return times, float(total), float(extra), outputs
-
-
-def interleaved(rounds, n, measures, repeat, model_path, out_dir):
-    """numpy's and skinfluence's results, their processes alternating ``rounds`` times; each
-    time is the smallest over the rounds (the machine's load varies from one to the next)."""
-    best = {}
-    for _ in range(rounds):
-        for which in ("numpy", "skinfluence"):
-            times, total, extra, outputs = measure(n, which, measures, repeat, model_path,
-                                                   out_dir)
-            if which in best:
-                times = {name: tuple(np.fmin(times[name], best[which][0][name]))
-                         for name in measures}
-            best[which] = (times, total, extra, outputs)
-    return best["numpy"], best["skinfluence"]
 
 
 def rel_err(a, b):
@@ -178,15 +192,16 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="alternate the numpy and skinfluence processes this many times")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pair", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         n, which, measures = args.one
         return run_one(int(n), which, measures.split(","), args.repeat, args.model, args.out)
+    if args.pair:
+        return run_pair(int(args.pair[0]), args.pair[1].split(","), args.repeat, args.model)
 
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -196,8 +211,8 @@ def main():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores "
           f"(load average {load:.1f}), d={D}, {N_TEST} test rows, warm = best of {args.repeat}; "
-          f"each implementation in a fresh process, best of {args.rounds} alternating rounds; "
-          f"GPU: {'yes' if gpu else 'none'}")
+          f"cold and memory: each implementation in a fresh process; warm: numpy and skinfluence "
+          f"calls alternating in one process; GPU: {'yes' if gpu else 'none'}")
     print(f"{'n':>8} {'measure':>9} {'np cold':>8} {'sk cold':>8} {'cold x':>7} {'np warm':>8} "
           f"{'sk warm':>8} {'warm x':>7} {'rel err':>8} {'np MB':>7} {'sk MB':>7} "
           f"{'sk +MB':>7}")
@@ -211,9 +226,11 @@ def main():
                 pickle.dump(model, f)
             largest = n == max(sizes) and len(sizes) > 1
             measures = ("influence",) if largest else MEASURES
-            ref, ours = interleaved(args.rounds, n, measures, args.repeat, model_path, out_dir)
+            ref = measure(n, "numpy", measures, args.repeat, model_path, out_dir)
+            ours = measure(n, "skinfluence", measures, args.repeat, model_path, out_dir)
+            warm = warm_pair(n, measures, args.repeat, model_path)
             for name in measures:
-                (nc, nw), (sc, sw) = ref[0][name], ours[0][name]
+                (nc, _), (sc, _), (nw, sw) = ref[0][name], ours[0][name], warm[name]
                 print(f"{n:>8} {name:>9} {nc:>8.3f} {sc:>8.3f} {sc / nc:>7.2f} {nw:>8.3f} "
                       f"{sw:>8.3f} {sw / nw:>7.2f} {rel_err(ours[3][name], ref[3][name]):>8.1e} "
                       f"{ref[1]:>7.0f} {ours[1]:>7.0f} {ours[2]:>7.0f}", flush=True)
@@ -223,9 +240,9 @@ def main():
             for which in variants:
                 times, total, extra, out = measure(n, which, ("influence",), args.repeat,
                                                    model_path, out_dir)
-                cold, warm = times["influence"]
-                print(f"{n:>8} {which:>9} {'':>8} {cold:>8.3f} {'':>7} {'':>8} {warm:>8.3f} "
-                      f"{warm / ref[0]['influence'][1]:>7.2f} "
+                cold, own_warm = times["influence"]
+                print(f"{n:>8} {which:>9} {'':>8} {cold:>8.3f} {'':>7} {'':>8} {own_warm:>8.3f} "
+                      f"{own_warm / warm['influence'][0]:>7.2f} "
                       f"{rel_err(out['influence'], ours[3]['influence']):>8.1e} {'':>7} "
                       f"{total:>7.0f} {extra:>7.0f}  (error against skinfluence float64)",
                       flush=True)
