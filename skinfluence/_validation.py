@@ -47,9 +47,9 @@ class DeviceOption(Options):
 
 #: The constraints of every public argument, by name: one place, shared by all entry points.
 CONSTRAINTS = {
-    "X": ["array-like"],
+    "X": ["array-like", "sparse matrix"],
     "y": ["array-like", None],
-    "X_test": ["array-like"],
+    "X_test": ["array-like", "sparse matrix"],
     "y_test": ["array-like", None],
     "X_val": ["array-like"],
     "y_val": ["array-like"],
@@ -163,13 +163,14 @@ def _check_target(y, name):
 
 
 def check_training_data(X, y, sample_weight=None, estimator=None):
-    """Validated training data: float64 ``X`` without NaN/inf, matching lengths.
+    """Validated training data: float64 ``X`` (dense, or sparse CSR for the linear models)
+    without NaN/inf, matching lengths.
 
     With ``estimator``, a data frame's columns are checked against ``feature_names_in_``.
     """
     if estimator is not None:
         check_feature_names(estimator, X, "X")
-    X = check_array(X, dtype=np.float64, input_name="X")
+    X = check_array(X, accept_sparse="csr", dtype=np.float64, input_name="X")
     if y is None:
         raise ValueError("y is required: pass the training targets the model was fitted on.")
     y = _check_target(y, "y")
@@ -187,7 +188,7 @@ def check_test_data(X_test, y_test, n_features, estimator=None, names=("X_test",
     """Validated evaluation rows with the training feature count (and column names)."""
     if estimator is not None:
         check_feature_names(estimator, X_test, names[0])
-    X_test = check_array(X_test, dtype=np.float64, input_name=names[0])
+    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64, input_name=names[0])
     if X_test.shape[1] != n_features:
         raise ValueError(
             f"{names[0]} has {X_test.shape[1]} features but the training data has "

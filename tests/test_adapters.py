@@ -90,6 +90,7 @@ def test_gauss_newton_hessian_equals_autodiff(request, fixture):
 
 
 def test_registry_lists_models_and_accepts_new_ones(breast_cancer):
+    pytest.importorskip("skorch")  # its adapter registers once skorch is imported
     assert {"LogisticRegression", "Ridge", "NeuralNet", "TorchModel"} <= set(supported_models())
 
     class Wrapped:

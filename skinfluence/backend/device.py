@@ -45,8 +45,34 @@ def default_dtype(device):
     return torch.float64 if torch.device(device).type == "cpu" else torch.float32
 
 
+#: The precisions a computation may run in, by name.
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_dtype(dtype, device):
+    """The torch dtype to compute in: ``None`` picks :func:`default_dtype` for ``device``.
+
+    Parameters
+    ----------
+    dtype : {None, "float64", "float32"} or torch.dtype
+    device : torch.device
+    """
+    if dtype is None:
+        return default_dtype(device)
+    if dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype={dtype!r} is not supported; use None, 'float64' or 'float32'.")
+
+
 def as_tensor(array, device, dtype=None):
     """Copy ``array`` into a tensor on ``device``; never aliases a user's numpy array."""
+    if hasattr(array, "tocsr"):
+        raise TypeError(
+            "A scipy.sparse matrix was passed where dense data is needed: only the scikit-learn "
+            "linear models take sparse X; pass X.toarray() for other models."
+        )
     dtype = dtype or default_dtype(device)
     if isinstance(array, np.ndarray):
         if array.dtype.kind not in "biuf":

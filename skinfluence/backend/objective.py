@@ -19,6 +19,8 @@ Hessian used by the Newton-step estimate.
 import torch
 from torch.func import grad, hessian, jacrev, jvp, vmap
 
+from .device import as_tensor
+
 #: Memory budget, in bytes, for one chunk of per-row derivatives.
 CHUNK_BYTES = 2**27
 
@@ -99,13 +101,21 @@ class Objective:
     def n_rows(self):
         return self.X.shape[0]
 
+    def as_rows(self, X):
+        """Evaluation rows ``X`` (array-like) in the form ``outputs`` takes: a tensor copy."""
+        return as_tensor(X, self.theta.device, self.theta.dtype)
+
     def loss(self, theta, X, y):
         """Natural per-row loss, shape (n,)."""
         return self.output_loss(self.outputs(theta, X), y)
 
     def log_proba(self, theta, X):
         """Class log-probabilities, shape (n, n_classes) (classifiers only)."""
-        return self._log_proba(self.outputs(theta, X))
+        return self.output_log_proba(self.outputs(theta, X))
+
+    def output_log_proba(self, Z):
+        """Class log-probabilities from raw outputs ``Z`` (n, K) (classifiers only)."""
+        return self._log_proba(Z)
 
     def row_loss(self, theta, x, y):
         """Natural loss of one row ``(x, y)`` (no batch dimension): a scalar for torch.func."""

@@ -5,11 +5,13 @@ import sys
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from .device import default_dtype, resolve_device
+from .device import resolve_device, resolve_dtype
 from .diagnostics import diagnose
 from .objective import _identity
 
 _ADAPTERS = {}
+#: Adapter factories that accept a scipy.sparse X (the L2 linear models, backend/linear.py).
+SPARSE_ADAPTERS = set()
 _WRAPPERS = {}
 #: Adapter tables by kind: "objective" (row-separable losses, :class:`Objective`) and "cox"
 #: (partial-likelihood models, see :mod:`skinfluence.survival`).
@@ -114,8 +116,8 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     sample_weight : array-like of shape (n_samples,), optional
         The weights the model was fitted with.
     device : {"auto", "cpu", "cuda"}, default="auto"
-    dtype : torch.dtype, optional
-        Defaults to float64 on the CPU, float32 on a GPU.
+    dtype : {None, "float64", "float32"} or torch.dtype, default=None
+        ``None``: float64 on the CPU, float32 on a GPU.
     check_convergence : bool, default=True
         Run :func:`~skinfluence.backend.diagnostics.diagnose`: warn, with the measured figure,
         when the model is not at a minimum of its objective on this data, or when the data
@@ -130,14 +132,20 @@ def make_objective(model, X, y, sample_weight=None, *, device="auto", dtype=None
     view = unwrap_model(model)
     factory = find_adapter(view.estimator)
     device = resolve_device(device)
-    dtype = dtype or default_dtype(device)
+    dtype = resolve_dtype(dtype, device)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if view.row_counts is not None:
         counts = view.row_counts(len(X))
         sw = counts if sw is None else sw * counts
+    X_model = view.transform(X)
+    if hasattr(X_model, "tocsr") and factory not in SPARSE_ADAPTERS:
+        raise TypeError(
+            f"A scipy.sparse X was passed for a {type(view.estimator).__name__}: only the "
+            "scikit-learn L2 linear models take sparse X; pass X.toarray() for other models."
+        )
     try:
-        objective = factory(view.estimator, view.transform(X), view.transform_target(y), sw,
-                            device, dtype, **options)
+        objective = factory(view.estimator, X_model, view.transform_target(y), sw, device,
+                            dtype, **options)
     except RuntimeError as err:  # torch cannot evaluate the model on X (shapes, dtypes)
         raise ValueError(
             f"{type(view.estimator).__name__} cannot be evaluated on X of shape {np.shape(X)}: "

@@ -21,7 +21,7 @@ import torch
 
 from .diagnostics import DiagnosticWarning
 
-__all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver"]
+__all__ = ["CGSolver", "CholeskySolver", "LanczosSolver", "make_solver", "quadratic_forms"]
 
 
 def _as_block(V):
@@ -72,6 +72,26 @@ class CholeskySolver:
         return out.squeeze(1) if squeeze else out
 
 
+def _column_dots(A, B):
+    """``(A * B).sum(0)``: the dot products of matching columns."""
+    return torch.linalg.vecdot(A, B, dim=0)
+
+
+def quadratic_forms(solver, G):
+    """Row-wise ``g_i^T (H + damping I)^-1 g_i`` for the rows of ``G`` (n, p): shape (n,).
+
+    With a Cholesky factor ``L`` this is ``||L^-1 g_i||^2``: one product with the p x p inverse
+    factor (a matrix product runs faster than a triangular solve with many right-hand sides),
+    and the result is non-negative by construction.
+    """
+    if isinstance(solver, CholeskySolver):
+        L = solver.factor
+        eye = torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
+        W = G @ torch.linalg.solve_triangular(L, eye, upper=False).T  # rows L^-1 g_i
+        return torch.linalg.vecdot(W, W)
+    return (G * solver.solve(G.T).T).sum(1)
+
+
 class CGSolver:
     """Conjugate gradient on ``(H + damping I) X = V``, all columns at once.
 
@@ -84,35 +104,51 @@ class CGSolver:
         Stop when every column's residual norm is below ``tol`` times its right-hand side's norm.
     max_iter : int, default=None
         Defaults to ``10 * p``.
+    diagonal : torch.Tensor of shape (p,), optional
+        The diagonal of ``H``: preconditions CG by ``diag(H + damping I)^-1`` (Jacobi), which
+        cuts the iterations when the parameters' curvatures differ by orders of magnitude
+        (e.g. sparse features of very different frequencies).
     """
 
-    def __init__(self, hvp, damping=0.0, tol=1e-10, max_iter=None):
+    def __init__(self, hvp, damping=0.0, tol=1e-10, max_iter=None, diagonal=None):
         self.hvp, self.damping, self.tol, self.max_iter = hvp, damping, tol, max_iter
+        self.diagonal = diagonal
 
     def _apply(self, V):
-        return self.hvp(V) + self.damping * V
+        HV = self.hvp(V)
+        return HV.add_(V, alpha=self.damping) if self.damping else HV
+
+    def _precondition(self, R):
+        if self.diagonal is None:
+            return R
+        scale = (self.diagonal + self.damping).clamp_min(torch.finfo(R.dtype).tiny)
+        return R / scale.unsqueeze(1)
 
     def solve(self, V):
         """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m)."""
         B, squeeze = _as_block(V)
+        B = B.contiguous()
         X = torch.zeros_like(B)
         R = B.clone()
-        P = R.clone()
-        rr = (R * R).sum(0)
-        stop = (self.tol * B.norm(dim=0)) ** 2
+        Z = self._precondition(R)
+        P = Z.clone()
+        rz = _column_dots(R, Z)
+        stop = self.tol**2 * _column_dots(B, B)
+        tiny = torch.finfo(B.dtype).tiny
         max_iter = self.max_iter or 10 * B.shape[0]
         for _ in range(max_iter):
-            if bool((rr <= stop).all()):
+            if bool((_column_dots(R, R) <= stop).all()):
                 break
             AP = self._apply(P)
-            alpha = rr / (P * AP).sum(0).clamp_min(torch.finfo(B.dtype).tiny)
-            X += alpha * P
-            R -= alpha * AP
-            rr_new = (R * R).sum(0)
-            P = R + (rr_new / rr.clamp_min(torch.finfo(B.dtype).tiny)) * P
-            rr = rr_new
+            alpha = rz / _column_dots(P, AP).clamp_min(tiny)
+            X.addcmul_(alpha.expand_as(P), P)
+            R.addcmul_(alpha.expand_as(AP), AP, value=-1)
+            Z = self._precondition(R)
+            rz_new = _column_dots(R, Z)
+            P.mul_(rz_new / rz.clamp_min(tiny)).add_(Z)
+            rz = rz_new
         else:
-            worst = (rr.sqrt() / B.norm(dim=0).clamp_min(1e-300)).max().item()
+            worst = (_column_dots(R, R) / _column_dots(B, B).clamp_min(1e-300)).sqrt().max().item()
             warnings.warn(
                 f"Conjugate gradient stopped after {max_iter} iterations with relative residual "
                 f"{worst:.3g}; increase `damping` or use the exact solver.",
@@ -206,7 +242,9 @@ def make_solver(objective, solver="auto", damping=0.0, rank=50):
     if solver == "cholesky":
         return CholeskySolver(objective.hessian(), damping=damping)
     if solver == "cg":
-        return CGSolver(objective.hvp, damping=damping)
+        diagonal = getattr(objective, "hessian_diagonal", None)
+        return CGSolver(objective.hvp, damping=damping,
+                        diagonal=None if diagonal is None else diagonal())
     if solver == "lowrank":
         theta = objective.theta
         return LanczosSolver(objective.hvp, objective.n_params, rank=rank, damping=damping,

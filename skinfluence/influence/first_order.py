@@ -8,6 +8,8 @@ H^-1 g_i`` (Koh & Liang 2017, up to their upweighting sign and 1/n scaling), so 
 
 import torch
 
+from ..backend.solvers import quadratic_forms
+
 
 def influence_function(objective, solver, target):
     """Predicted removal effects ``grad f_j^T H^-1 g_i``, shape (n_train, m).
@@ -32,8 +34,7 @@ def self_influence(objective, solver):
     for s in objective.chunks(objective.n_rows, 2 * objective.n_params):
         G = objective.row_grads(objective.X[s], objective.y[s])
         scale = objective.row_scale * objective.weights[s]
-        solved = solver.solve((scale.unsqueeze(1) * G).T)
-        out.append((G * solved.T).sum(1))
+        out.append(scale * quadratic_forms(solver, G))
     return torch.cat(out)
 
 

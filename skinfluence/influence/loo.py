@@ -4,7 +4,6 @@ import copy
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .._validation import (
@@ -18,6 +17,7 @@ from .._validation import (
 )
 from ..backend import make_objective, model_to_refit
 from ..backend.diagnostics import check_stationary
+from ..backend.threads import parallel_map
 from ..backend.wrappers import weight_fit_params
 from .targets import Target
 
@@ -63,7 +63,8 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
         Continue training a copy of the fitted model instead of refitting a clone from scratch
         (``warm_start=True`` on a copy; scikit-learn and skorch models that support it).
     n_jobs : int, optional
-        Parallel refits through joblib (any joblib backend, e.g. dask or ray).
+        Parallel refits through joblib (any joblib backend, e.g. dask or ray); each parallel
+        worker runs on one thread.
     verbose : int, default=0
         Show a progress bar when positive.
     device : str, default="cpu"
@@ -98,5 +99,5 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
                 - reference).detach().cpu().numpy()
 
     rows = tqdm(indices, desc="leave-one-out", disable=not verbose)
-    effects = np.stack(Parallel(n_jobs=n_jobs)(delayed(one)(i) for i in rows))
+    effects = np.stack(parallel_map(one, rows, n_jobs))
     return effects[:, 0] if target == "mean_loss" else effects

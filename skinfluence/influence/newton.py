@@ -14,6 +14,8 @@ import warnings
 
 import torch
 
+from ..backend.solvers import CholeskySolver
+
 
 def newton_shifts(objective, solver, rows):
     """Predicted parameter shifts ``theta_-i - theta`` of the rows in slice ``rows``: (c, p)."""
@@ -23,23 +25,69 @@ def newton_shifts(objective, solver, rows):
     r, A = scale[:, None] * r, scale[:, None, None] * A
     B = solver.solve(J.reshape(c * K, p).T).T.reshape(c, K, p)
     M = torch.einsum("ckp,clp->ckl", J, B)
-    eye = torch.eye(K, dtype=J.dtype, device=J.device)
-    system = eye - A @ M
-    # leverage of the row: removal leaves the parameters unidentified when it reaches 1
-    leverage = torch.linalg.eigvals(A @ M).real.max(dim=1).values
+    coeff = _leverage_corrected(r, A, M)
+    return torch.einsum("ck,ckp->cp", coeff, B)
+
+
+def _leverage_corrected(r, A, M):
+    """``(I - A_i M_i)^-1 r_i`` per row (c, K), warning when a row's leverage reaches 1."""
+    K = r.shape[1]
+    if K == 1:
+        leverage = (A * M)[:, 0, 0]
+    else:
+        leverage = torch.linalg.eigvals(A @ M).real.max(dim=1).values
     if bool((leverage > 1 - 1e-8).any()):
         warnings.warn(
             f"{int((leverage > 1 - 1e-8).sum())} rows have leverage >= 1 (max "
             f"{leverage.max().item():.6f}): without them the model is not identified and their "
             "Newton-step estimate is unreliable.",
-            RuntimeWarning, stacklevel=3,
+            RuntimeWarning, stacklevel=4,
         )
-    coeff = torch.linalg.solve(system, r.unsqueeze(2))[:, :, 0]
-    return torch.einsum("ck,ckp->cp", coeff, B)
+    if K == 1:
+        return r / (1 - leverage).unsqueeze(1)
+    eye = torch.eye(K, dtype=r.dtype, device=r.device)
+    return torch.linalg.solve(eye - A @ M, r.unsqueeze(2))[:, :, 0]
+
+
+def _jacobian_rows(objective, X):
+    """Output Jacobians of rows ``X`` as one (n K, p) matrix (row i*K + k: d Z_ik / d theta)."""
+    K = objective.n_outputs
+    eye = torch.eye(K, dtype=objective.theta.dtype, device=objective.theta.device)
+    rows = [objective.jacobian_transpose_times(X, eye[k].expand(X.shape[0], K))
+            for k in range(K)]
+    return torch.stack(rows, dim=1).reshape(-1, objective.n_params)
+
+
+def linear_newton_effects(objective, solver, target):
+    """:func:`newton_effects` for a model linear in ``theta`` with a Cholesky factor ``L``.
+
+    The target rows' outputs move by ``J_t H_-i^-1 g_i = (J_t H^-1 J_i^T) coeff_i``, so one
+    solve ``P = H^-1 J_t^T`` serves every training row; each row's leverage block
+    ``M_i = J_i H^-1 J_i^T = ||L^-1 J_i^T||^2`` takes one triangular solve. No shifted parameter
+    vector is formed.
+    """
+    theta, K, p = objective.theta, objective.n_outputs, objective.n_params
+    Z = objective.outputs(theta, target.X)
+    m = Z.shape[0]
+    P = solver.solve(_jacobian_rows(objective, target.X).T)  # (p, m K)
+    base = target.values_of_outputs(Z)
+    out = []
+    for s in objective.chunks(objective.n_rows, 2 * p * K + m * K * K):
+        r, A = objective.scaled_output_derivatives(s)
+        W = torch.linalg.solve_triangular(solver.factor, _jacobian_rows(objective,
+                                                                         objective.X[s]).T,
+                                          upper=False).reshape(p, -1, K)
+        M = torch.einsum("pck,pcl->ckl", W, W)
+        coeff = _leverage_corrected(r, A, M)
+        moved = torch.einsum("ck,ckj->cj", coeff, objective.jacobian_times(objective.X[s], P))
+        out.append(target.values_of_output_sets(Z + moved.reshape(-1, m, K)) - base)
+    return torch.cat(out)
 
 
 def newton_effects(objective, solver, target):
     """Removal effects ``f(theta + shift_i) - f(theta)``, shape (n_train, m)."""
+    if hasattr(objective, "jacobian_times") and isinstance(solver, CholeskySolver):
+        return linear_newton_effects(objective, solver, target)
     base = target.values(objective.theta)
     out = []
     for s in objective.chunks(objective.n_rows, objective.n_params * (objective.n_outputs + 2)):

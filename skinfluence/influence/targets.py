@@ -30,7 +30,7 @@ class Target:
             raise ValueError(f"target={kind!r} is not supported; use one of {TARGETS}.")
         theta = objective.theta
         self.objective, self.kind = objective, kind
-        self.X = as_tensor(objective.preprocess(X), theta.device, theta.dtype)
+        self.X = objective.as_rows(objective.preprocess(X))
         self.y = None if y is None else as_tensor(objective.encode(y), theta.device, theta.dtype)
         n_predictions = objective.n_outputs - objective.n_auxiliary_outputs
         if self.y is None and (kind != "prediction" or n_predictions > 1):
@@ -43,14 +43,26 @@ class Target:
 
     def values(self, theta):
         """Target values at ``theta``: shape (m,), or (1,) for ``"mean_loss"``."""
+        return self.values_of_outputs(self.objective.outputs(theta, self.X))
+
+    def values_of_outputs(self, Z):
+        """Target values from the model's outputs ``Z`` (m, K) on the target rows."""
+        return self.values_of_output_sets(Z.unsqueeze(0))[0]
+
+    def values_of_output_sets(self, Z):
+        """Target values for several sets of outputs ``Z`` (c, m, K): shape (c, m), or (c, 1)
+        for ``"mean_loss"``."""
         obj = self.objective
-        if self.kind == "prediction":
-            if obj.n_outputs - obj.n_auxiliary_outputs == 1:
-                return obj.outputs(theta, self.X)[:, 0]
-            log_proba = obj.log_proba(theta, self.X)
-            return torch.gather(log_proba, 1, self.y.long().unsqueeze(1))[:, 0]
-        loss = obj.loss(theta, self.X, self.y)
-        return loss.mean().reshape(1) if self.kind == "mean_loss" else loss
+        c, m, K = Z.shape
+        flat, y = Z.reshape(c * m, K), self.y.repeat(c) if self.y is not None else None
+        if self.kind == "prediction" and obj.n_outputs - obj.n_auxiliary_outputs == 1:
+            rows = flat[:, 0]
+        elif self.kind == "prediction":
+            rows = torch.gather(obj.output_log_proba(flat), 1, y.long().unsqueeze(1))[:, 0]
+        else:
+            rows = obj.output_loss(flat, y)
+        rows = rows.reshape(c, m)
+        return rows.mean(1, keepdim=True) if self.kind == "mean_loss" else rows
 
     def values_at(self, thetas):
         """Target values at each row of ``thetas`` (c, p): shape (c, m)."""
@@ -59,6 +71,8 @@ class Target:
     def gradients(self):
         """Gradient of each target value at the fitted ``theta``: shape (m, p)."""
         theta = self.objective.theta
+        if hasattr(self.objective, "jacobian_transpose_times"):
+            return self._linear_gradients()
         if self.kind == "mean_loss":
             return grad(lambda t: self.values(t)[0])(theta).unsqueeze(0)
         m = self.X.shape[0]
@@ -67,6 +81,15 @@ class Target:
         _, vjp_fn = torch.func.vjp(self.values, theta)
         return torch.cat([vmap(vjp_fn)(eye[s])[0]
                           for s in self.objective.chunks(m, self.objective.n_params)])
+
+    def _linear_gradients(self):
+        """``J_j^T d f_j / d Z_j`` for a model linear in ``theta``: one plain backward pass in
+        the outputs (each value depends on its own row's outputs only), no ``torch.func``."""
+        obj = self.objective
+        Z = obj.outputs(obj.theta, self.X).detach().requires_grad_(True)
+        dZ = torch.autograd.grad(self.values_of_outputs(Z).sum(), Z)[0]
+        G = obj.jacobian_transpose_times(self.X, dZ)
+        return G.sum(0, keepdim=True) if self.kind == "mean_loss" else G
 
     def finalize(self, effects):
         """Shape (n, m) effects as the public functions return them (1-D for a mean loss)."""

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._validation import DeviceOption
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
+from ..backend.threads import single_thread
 from ..influence.versatile import versatile_influence
 from ._adapters import check_cox_model, cox_objective, model_inputs
 from ._cox import CoxRegression, newton_fit
@@ -336,12 +337,10 @@ def _warn_if_not_converged(gradient, hessian, loss):
 def _refit_without(X, time, event, alpha, ties, theta, rows, tol, max_iter):
     """Refit without each row of ``rows``; returns ``(theta_-i - theta, failed)``.
 
-    Runs torch on one thread: these small problems gain nothing from threads, and idle
+    Runs on one thread (the backend thread policy): these small problems gain nothing from threads, and idle
     OpenMP threads spinning on a busy machine slowed each refit a hundredfold here.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         theta_t, alpha_t = torch.as_tensor(theta), torch.as_tensor(alpha)
         keep = np.ones(X.shape[0], dtype=bool)
         effects = np.empty((rows.size, X.shape[1]))
@@ -355,6 +354,4 @@ def _refit_without(X, time, event, alpha, ties, theta, rows, tol, max_iter):
             effects[pos] = (refit - theta_t).numpy()
             failed[pos] = not converged
             keep[i] = True
-    finally:
-        torch.set_num_threads(threads)
     return effects, failed
