@@ -168,15 +168,17 @@ class LinearObjective(Objective):
         return self._derivatives(Z, y)[1]
 
     def _train_derivatives(self):
-        """Cached scaled output gradients (n, K) and curvatures (n, K, K) of the training rows."""
+        """Cached scaled output gradients (n, K) and curvatures (n, K, K) of the training rows,
+        and their unscaled output gradients (n, K)."""
         if self._train_cache is None:
-            R, C = [], []
+            R, C, plain = [], [], []
             for s in self.chunks(self.n_rows, self.n_outputs):
                 r, A = self._derivatives(self.outputs(self.theta, self.X[s]), self.y[s])
                 scale = self.row_scale * self.weights[s]
                 R.append(scale[:, None] * r)
                 C.append(scale[:, None, None] * A)
-            self._train_cache = torch.cat(R), torch.cat(C)
+                plain.append(r)
+            self._train_cache = torch.cat(R), torch.cat(C), torch.cat(plain)
         return self._train_cache
 
     def _train_output_grads(self, rows):
@@ -184,7 +186,7 @@ class LinearObjective(Objective):
 
     def row_output_grads(self, rows):
         """Unscaled output gradients ``d loss / d outputs`` of training rows ``rows``: (c, K)."""
-        return self._output_grads(self.theta, self.X[rows], self.y[rows])
+        return self._train_derivatives()[2][rows]
 
     def leverage_blocks(self, X, inverse_factor):
         """``M_i = J_i H^-1 J_i^T`` (c, K, K) for the rows of ``X``, from ``L^-1`` (p, p) with
@@ -197,7 +199,7 @@ class LinearObjective(Objective):
     def scaled_output_derivatives(self, rows):
         """``row_scale * w_i`` times the output gradients (c, K) and curvatures (c, K, K) of
         the training rows ``rows`` (a slice), from the cache."""
-        R, C = self._train_derivatives()
+        R, C, _ = self._train_derivatives()
         return R[rows], C[rows]
 
     def _rows(self, per_row):
