@@ -280,17 +280,18 @@ def test_all_row_influence_streams_rows_and_never_forms_per_row_gradients(breast
     model = LogisticRegression(tol=1e-12, solver="newton-cholesky").fit(X, y)
     whole = skinfluence.influence(model, X, y, Xte, yte)
     newton = skinfluence.influence(model, X, y, Xte, yte, method="newton")
-    shapes = []
-    real = LinearObjective.jacobian_transpose_times
-    monkeypatch.setattr(LinearObjective, "jacobian_transpose_times",
-                        lambda self, X, R: (shapes.append(X.shape[0]), real(self, X, R))[1])
+    gradients, products = [], []
+    for name, seen in (("jacobian_transpose_times", gradients), ("jacobian_times", products)):
+        real = getattr(LinearObjective, name)
+        monkeypatch.setattr(LinearObjective, name, lambda self, X, M, real=real, seen=seen: (
+            seen.append(X.shape[0]), real(self, X, M))[1])
     monkeypatch.setattr(objective_module, "CHUNK_BYTES", 8 * 31 * 40)  # ~40 rows a chunk
     chunked = skinfluence.influence(model, X, y, Xte, yte)
-    assert shapes == [len(Xte)]  # only the test rows' gradients
     assert np.allclose(chunked, whole, rtol=1e-12, atol=1e-15)
     chunked = skinfluence.influence(model, X, y, Xte, yte, method="newton")
     assert np.allclose(chunked, newton, rtol=1e-10, atol=1e-15)
-    assert shapes[1] == len(Xte) and max(shapes[2:]) <= 40  # then training rows in chunks
+    assert gradients == [len(Xte), len(Xte)]  # per-row gradients of the test rows only
+    assert sum(products) == 3 * len(X) and max(products) <= 40  # training rows in chunks
 
 
 def test_threadpoolctl_limit_is_respected_and_workers_run_one_thread(breast_cancer,

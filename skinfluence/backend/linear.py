@@ -139,10 +139,8 @@ class LinearObjective(Objective):
         K, m = self.n_outputs, V.shape[1]
         d = self.n_coef // K
         VW = V[: self.n_coef].reshape(K, d, m).permute(1, 0, 2).reshape(d, K * m)
-        out = matmul(X, VW).reshape(X.shape[0], K, m)
-        if self.basis is not None:
-            out += (self.basis @ V[self.n_coef:]).unsqueeze(0)
-        return out
+        shift = None if self.basis is None else (self.basis @ V[self.n_coef:]).reshape(1, K * m)
+        return matmul(X, VW, shift).reshape(X.shape[0], K, m)
 
     def jacobian_transpose_times(self, X, R):
         """Per-row ``J_i^T r_i`` for output vectors ``R`` (n, K): shape (n, p)."""
@@ -171,24 +169,38 @@ class LinearObjective(Objective):
         return self._derivatives(Z, y)[1]
 
     def _train_derivatives(self):
-        """Cached scaled output gradients (n, K) and curvatures (n, K, K) of the training rows."""
+        """Cached scaled output gradients (n, K) and curvatures (n, K, K) of the training rows,
+        and their unscaled output gradients (n, K)."""
         if self._train_cache is None:
-            R, C = [], []
+            R, C, plain = [], [], []
             for s in self.chunks(self.n_rows, self.n_outputs):
                 r, A = self._derivatives(self.outputs(self.theta, self.X[s]), self.y[s])
                 scale = self.row_scale * self.weights[s]
                 R.append(scale[:, None] * r)
                 C.append(scale[:, None, None] * A)
-            self._train_cache = torch.cat(R), torch.cat(C)
+                plain.append(r)
+            self._train_cache = torch.cat(R), torch.cat(C), torch.cat(plain)
         return self._train_cache
 
     def _train_output_grads(self, rows):
         return self._train_derivatives()[0][rows]
 
+    def row_output_grads(self, rows):
+        """Unscaled output gradients ``d loss / d outputs`` of training rows ``rows``: (c, K)."""
+        return self._train_derivatives()[2][rows]
+
+    def leverage_blocks(self, X, inverse_factor):
+        """``M_i = J_i H^-1 J_i^T`` (c, K, K) for the rows of ``X``, from ``L^-1`` (p, p) with
+        ``H = L L^T``: ``J_i L^-T`` is one product through ``X``, no per-row gradient."""
+        W = self.jacobian_times(X, inverse_factor.T)  # (c, K, p)
+        if self.n_outputs == 1:
+            return torch.linalg.vecdot(W[:, 0], W[:, 0])[:, None, None]
+        return torch.einsum("ckp,clp->ckl", W, W)
+
     def scaled_output_derivatives(self, rows):
         """``row_scale * w_i`` times the output gradients (c, K) and curvatures (c, K, K) of
         the training rows ``rows`` (a slice), from the cache."""
-        R, C = self._train_derivatives()
+        R, C, _ = self._train_derivatives()
         return R[rows], C[rows]
 
     def _rows(self, per_row):
@@ -205,7 +217,10 @@ class LinearObjective(Objective):
 
     def train_grads_times(self, rows, V):
         JV = self.jacobian_times(self.X[rows], V)
-        return (self._train_output_grads(rows).unsqueeze(2) * JV).sum(1)
+        R = self._train_output_grads(rows)
+        if self.n_outputs == 1:
+            return JV[:, 0].mul_(R)  # JV is this call's own buffer
+        return (R.unsqueeze(2) * JV).sum(1)
 
     def output_factors(self, X, y, rows=None):
         Z = self.outputs(self.theta, X)
@@ -366,8 +381,10 @@ def linear_objective(coef, intercept, X, y, weights, row_scale, *, kind, l2, dev
     theta = as_tensor(np.concatenate(parts), device, dtype)
 
     def outputs(theta, X):
-        Z = matmul(X, theta[:n_coef].reshape(K, d).T)
-        return Z + offset + basis @ theta[n_coef:] if fit_intercept else Z
+        W = theta[:n_coef].reshape(K, d).T
+        if not fit_intercept:
+            return matmul(X, W)
+        return matmul(X, W, (offset + basis @ theta[n_coef:]).unsqueeze(0))
 
     def penalty(theta):
         value = 0.5 * l2 * (theta[:n_coef] ** 2).sum()

@@ -64,6 +64,15 @@ class CholeskySolver:
             factor = torch.linalg.cholesky(H + damping * eye)
         self.damping = damping
         self.factor = factor
+        self._inverse_factor = None
+
+    def inverse_factor(self):
+        """``L^-1`` (p, p) for the factor ``L``: ``||L^-1 v||^2 = v^T (H + damping I)^-1 v``."""
+        if self._inverse_factor is None:
+            L = self.factor
+            eye = torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
+            self._inverse_factor = torch.linalg.solve_triangular(L, eye, upper=False)
+        return self._inverse_factor
 
     def solve(self, V):
         """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m)."""
@@ -85,9 +94,7 @@ def quadratic_forms(solver, G):
     and the result is non-negative by construction.
     """
     if isinstance(solver, CholeskySolver):
-        L = solver.factor
-        eye = torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
-        W = G @ torch.linalg.solve_triangular(L, eye, upper=False).T  # rows L^-1 g_i
+        W = G @ solver.inverse_factor().T  # rows L^-1 g_i
         return torch.linalg.vecdot(W, W)
     return (G * solver.solve(G.T).T).sum(1)
 

@@ -24,11 +24,13 @@ def _from_numpy(array, like):
     return torch.from_numpy(np.ascontiguousarray(array)).to(dtype=like.dtype)
 
 
-def matmul(X, M):
-    """``X @ M`` for a dense block ``M`` (d, m): shape (n, m)."""
+def matmul(X, M, shift=None):
+    """``X @ M (+ shift)`` for a dense block ``M`` (d, m) and a row ``shift`` (1, m) broadcast
+    over the rows: shape (n, m)."""
     if not is_sparse(X):
-        return X @ M
-    return _from_numpy(X @ M.detach().cpu().numpy(), M)
+        return X @ M if shift is None else torch.addmm(shift, X, M)
+    out = _from_numpy(X @ M.detach().cpu().numpy(), M)
+    return out if shift is None else out.add_(shift)
 
 
 def rmatmul(X, M):

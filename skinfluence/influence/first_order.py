@@ -8,7 +8,7 @@ H^-1 g_i`` (Koh & Liang 2017, up to their upweighting sign and 1/n scaling), so 
 
 import torch
 
-from ..backend.solvers import quadratic_forms
+from ..backend.solvers import CholeskySolver, quadratic_forms
 
 
 def influence_function(objective, solver, target):
@@ -22,7 +22,8 @@ def influence_function(objective, solver, target):
     """
     projected = solver.solve(target.gradients().T)  # H^-1 grad f, shape (p, m)
     chunks = objective.chunks(objective.n_rows, objective.n_params)
-    return torch.cat([objective.train_grads_times(s, projected) for s in chunks])
+    effects = [objective.train_grads_times(s, projected) for s in chunks]
+    return effects[0] if len(effects) == 1 else torch.cat(effects)
 
 
 def self_influence(objective, solver):
@@ -30,11 +31,25 @@ def self_influence(objective, solver):
 
     Large values flag rows the model bends towards (outliers, mislabelled rows).
     """
+    if hasattr(objective, "leverage_blocks") and isinstance(solver, CholeskySolver):
+        return _linear_self_influence(objective, solver)
     out = []
     for s in objective.chunks(objective.n_rows, 2 * objective.n_params):
         G = objective.row_grads(objective.X[s], objective.y[s])
         scale = objective.row_scale * objective.weights[s]
         out.append(scale * quadratic_forms(solver, G))
+    return torch.cat(out)
+
+
+def _linear_self_influence(objective, solver):
+    """``r_i^T M_i (s_i r_i)`` for a model linear in ``theta``, with the leverage blocks
+    ``M_i = J_i H^-1 J_i^T``: no per-row gradient is formed."""
+    inverse = solver.inverse_factor()
+    out = []
+    for s in objective.chunks(objective.n_rows, objective.n_params * objective.n_outputs):
+        M = objective.leverage_blocks(objective.X[s], inverse)
+        r, scaled = objective.row_output_grads(s), objective.scaled_output_derivatives(s)[0]
+        out.append(torch.einsum("ck,ckl,cl->c", r, M, scaled))
     return torch.cat(out)
 
 

@@ -62,9 +62,9 @@ def linear_newton_effects(objective, solver, target):
     """:func:`newton_effects` for a model linear in ``theta`` with a Cholesky factor ``L``.
 
     The target rows' outputs move by ``J_t H_-i^-1 g_i = (J_t H^-1 J_i^T) coeff_i``, so one
-    solve ``P = H^-1 J_t^T`` serves every training row; each row's leverage block
-    ``M_i = J_i H^-1 J_i^T = ||L^-1 J_i^T||^2`` takes one triangular solve. No shifted parameter
-    vector is formed.
+    solve ``P = H^-1 J_t^T`` serves every training row; the leverage blocks
+    ``M_i = J_i H^-1 J_i^T`` come from one product through ``X`` with ``L^-1``. No shifted
+    parameter vector is formed.
     """
     theta, K, p = objective.theta, objective.n_outputs, objective.n_params
     Z = objective.outputs(theta, target.X)
@@ -72,12 +72,10 @@ def linear_newton_effects(objective, solver, target):
     P = solver.solve(_jacobian_rows(objective, target.X).T)  # (p, m K)
     base = target.values_of_outputs(Z)
     out = []
+    inverse = solver.inverse_factor()
     for s in objective.chunks(objective.n_rows, 2 * p * K + m * K * K):
         r, A = objective.scaled_output_derivatives(s)
-        W = torch.linalg.solve_triangular(solver.factor, _jacobian_rows(objective,
-                                                                         objective.X[s]).T,
-                                          upper=False).reshape(p, -1, K)
-        M = torch.einsum("pck,pcl->ckl", W, W)
+        M = objective.leverage_blocks(objective.X[s], inverse)
         coeff = _leverage_corrected(r, A, M)
         moved = torch.einsum("ck,ckj->cj", coeff, objective.jacobian_times(objective.X[s], P))
         out.append(target.values_of_output_sets(Z + moved.reshape(-1, m, K)) - base)
