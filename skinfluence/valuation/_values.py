@@ -3,13 +3,18 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import is_classifier
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel
 from tqdm.auto import tqdm
 
-from .._validation import check_test_data, check_training_data
+from .._validation import (
+    check_classifier_target,
+    check_same_columns,
+    check_test_data,
+    check_training_data,
+)
 from ._knn import knn_shapley
 from ._semivalues import SAMPLERS
 
@@ -54,7 +59,11 @@ class DataValues:
 
 @validate_params(
     {
+        "estimator": [HasMethods(["fit"])],
         "method": [StrOptions(set(METHODS))],
+        "scoring": [str, callable, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
         "budget": [Interval(Integral, 1, None, closed="left")],
         "tolerance": [Interval(Real, 0, None, closed="neither"), None],
         "truncation": [Interval(Real, 0, 1, closed="left"), None],
@@ -125,8 +134,10 @@ def data_values(estimator, X, y, X_val, y_val, *, method="banzhaf", scoring=None
     >>> result.values.shape
     (30,)
     """
+    check_same_columns(X, X_val, "X_val")
     X, y, _ = check_training_data(X, y)
-    X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
+    X_val, y_val = check_test_data(X_val, y_val, X.shape[1], names=("X_val", "y_val"))
+    check_classifier_target(estimator, y)
     if y_val is None:
         raise ValueError("y_val is required: data values score the model on labelled rows.")
     if truncation is not None and method not in ("shapley", "beta"):
@@ -140,8 +151,7 @@ def data_values(estimator, X, y, X_val, y_val, *, method="banzhaf", scoring=None
             f"a value with a standard error; raise it to at least {2 * len(X) + 1} (of order "
             f"n_samples**2 for accurate Shapley values) or use method='banzhaf'."
         )
-    if is_classifier(estimator) and len(np.unique(y)) < 2:
-        raise ValueError("y holds a single class; data values of a classifier need two.")
+    check_scoring(estimator, scoring=scoring)  # an unknown scorer name fails here, not in a worker
     rng = check_random_state(random_state)
     sampler = SAMPLERS[method](len(X), method, (estimator, X, y, X_val, y_val, scoring),
                                truncation, memory)
