@@ -3,16 +3,30 @@ representer points, repeated leave-one-out, TrajectoryInfluence, the metrics): o
 problem found by probing, each a clear error from skinfluence instead of a silent wrong answer
 or a traceback from deep inside numpy, scikit-learn or joblib."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import (
+    GammaRegressor,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
+    SGDClassifier,
+    TweedieRegressor,
+)
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 
 from skinfluence import (
     TrajectoryInfluence,
     data_values,
     downsampling_influence,
+    influence,
+    leave_one_out,
     repeated_leave_one_out,
     representer_points,
 )
@@ -279,3 +293,51 @@ def test_trajectory_influence_takes_device_strings_like_the_other_entry_points(d
         TrajectoryInfluence(SGD, device="tpu").fit(X, y)
     trajectory = TrajectoryInfluence(SGD, device="cpu:0", random_state=0).fit(X, y)
     assert np.isfinite(trajectory.self_influence()).all()
+
+
+# --- model adapters ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def positive_data(data):
+    X, _, _ = data
+    y = np.exp(0.3 * X[:, 0]) + 0.1
+    return X, y
+
+
+@pytest.mark.parametrize(("model", "bad", "message"), [
+    (PoissonRegressor(), -1.0, r"PoissonRegressor \(power=1\) needs non-negative targets"),
+    (GammaRegressor(), 0.0, r"GammaRegressor \(power=2\) needs positive targets"),
+    (TweedieRegressor(power=1.5), -1.0, r"power=1.5\) needs non-negative targets"),
+])
+def test_glm_targets_outside_the_deviance_domain(positive_data, model, bad, message):
+    # before: a finite but meaningless answer (Poisson, Tweedie), NaN from leave_one_out (Gamma)
+    X, y = positive_data
+    model = model.fit(X, y)
+    assert np.isfinite(influence(model, X, y, X[:3], y[:3])).all()
+    with pytest.raises(ValueError, match=message):
+        influence(model, X, y, X[:3], np.r_[bad, y[1:3]])
+    with pytest.raises(ValueError, match=message):
+        influence(model, X, np.r_[bad, y[1:]], X[:3], y[:3])
+    with pytest.raises(ValueError, match=message):
+        leave_one_out(model, X, y, X[:3], np.r_[bad, y[1:3]], indices=[0])
+
+
+def test_transformed_target_outside_func_domain(positive_data):
+    # before: NaN influence without a word (log of a negative target)
+    X, y = positive_data
+    model = TransformedTargetRegressor(Ridge(), func=np.log, inverse_func=np.exp).fit(X, y)
+    assert np.isfinite(influence(model, X, y, X[:3], y[:3])).all()
+    with pytest.raises(ValueError, match=r"maps targets \[-1.0\] to NaN or infinity"):
+        influence(model, X, y, X[:3], np.r_[-1.0, y[1:3]])
+
+
+@pytest.mark.filterwarnings("ignore::skinfluence.DiagnosticWarning")
+def test_mlp_classifier_names_unseen_labels(data):
+    # before: "y_test holds class indices [2.0] outside the model's 2 classes" for labels 5, 6
+    X, y, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=300, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"labels \[5, 6\] that the fitted model never saw"):
+        influence(model, X, y, X[:3], [5, 6, 0])
