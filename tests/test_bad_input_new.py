@@ -341,3 +341,14 @@ def test_mlp_classifier_names_unseen_labels(data):
         model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=300, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match=r"labels \[5, 6\] that the fitted model never saw"):
         influence(model, X, y, X[:3], [5, 6, 0])
+
+
+@pytest.mark.parametrize("method", ["knn", "banzhaf"])
+def test_data_values_refuse_validation_labels_of_another_kind(data, method):
+    # before: all-zero values without a word (knn) or scikit-learn's "Mix of label input
+    # types" from inside a worker (banzhaf)
+    X, y, _ = data
+    model = KNeighborsClassifier(3) if method == "knn" else LogisticRegression()
+    with pytest.raises(ValueError, match=r"y_val holds labels \[0, 1\], none of them a class"):
+        data_values(model, X, np.array(["a", "b"])[y], X[:6], [0, 1, 0, 1, 0, 1],
+                    method=method, budget=4)

@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
@@ -140,6 +141,12 @@ def data_values(estimator, X, y, X_val, y_val, *, method="banzhaf", scoring=None
     check_classifier_target(estimator, y)
     if y_val is None:
         raise ValueError("y_val is required: data values score the model on labelled rows.")
+    if is_classifier(estimator) and not np.isin(y_val, y).any():
+        raise ValueError(
+            f"y_val holds labels {np.unique(y_val)[:5].tolist()}, none of them a class of y "
+            f"({np.unique(y)[:5].tolist()}), so every subset would score the same; pass "
+            "validation labels of the same kind as the training labels."
+        )
     if truncation is not None and method not in ("shapley", "beta"):
         raise ValueError(f"truncation applies to method='shapley' or 'beta', not {method!r}.")
     if method == "knn":
