@@ -27,7 +27,8 @@ from sklearn.datasets import make_classification
 from skorch import NeuralNetClassifier
 
 from skinfluence.backend import make_objective
-from skinfluence.backend.trajectory import TrajectoryRecorder, random_projection
+from skinfluence.backend.skorch_recorder import TrajectoryRecorder
+from skinfluence.backend.trajectory import random_projection
 from skinfluence.influence.trajectory import draw_batches, fine, tracin
 
 

@@ -56,6 +56,7 @@ from sklearn.model_selection import (
 )
 from sklearn.preprocessing import StandardScaler
 
+from skinfluence import TrajectoryInfluence
 from skinfluence.backend import make_objective, make_solver
 from skinfluence.influence.first_order import self_influence
 from skinfluence.influence.own_loss import loo_losses, own_losses
@@ -171,6 +172,9 @@ def mlp_cell(seed):
         if params == "all":
             scores["loss"] = own_losses(objective).detach().numpy()
             scores["self"] = self_influence(objective, solver).detach().numpy()
+    scores["tracin (default)"] = TrajectoryInfluence(
+        mlp(seed, X.shape[1]), method="tracin", random_state=seed).fit(X_train, y_noisy
+                                                                        ).self_influence()
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     oof = cross_val_predict(mlp(seed, X.shape[1]), X_train, y_noisy, cv=folds,
                             method="predict_proba")

@@ -9,12 +9,15 @@ from scipy.special import ndtri
 from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from skorch import NeuralNetClassifier
 
 from skinfluence import TorchModel, TrajectoryInfluence, make_objective, repeated_leave_one_out
-from skinfluence.backend.trajectory import TrajectoryRecorder, record_torch
+from skinfluence.backend.trajectory import record_torch
 from skinfluence.influence.trajectory import gaussian_mu, null_quantile, tracin
 from skinfluence.metrics import consistency_score, mean_coefficient_of_variation
+
+skorch = pytest.importorskip("skorch")
+NeuralNetClassifier = skorch.NeuralNetClassifier
+from skinfluence.backend.skorch_recorder import TrajectoryRecorder
 
 
 class Tiny(torch.nn.Module):

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -112,7 +112,7 @@ def test_sample_weight_subset_and_delegation(noisy_cancer):
     np.testing.assert_array_equal(trimmer.classes_, [0, 1])
 
 
-@pytest.mark.parametrize("method", sorted(trim_module.SCORERS))
+@pytest.mark.parametrize("method", sorted(set(trim_module.SCORERS) - {"tracin", "fine"}))
 def test_regressor_methods(method):
     X, y = load_diabetes(return_X_y=True)
     trimmer = InfluenceTrimmer(Ridge(alpha=1.0), method=method, budget=0.05,
@@ -137,7 +137,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="smaller budget"):
         InfluenceTrimmer(MODEL, budget=len(X)).fit(X, y)
     with pytest.raises(ValueError, match="method"):
-        InfluenceTrimmer(MODEL, method="shapley").fit(X, y)
+        InfluenceTrimmer(MODEL, method="shapley_values").fit(X, y)
     with pytest.raises(ValueError, match="X_val and y_val"):
         InfluenceTrimmer(MODEL).fit(X, y, X_val=X)
 
@@ -168,3 +168,24 @@ def test_retraining_values_trim_against_trusted_validation(noisy_cancer, method)
     assert np.isfinite(trimmer.scores_).all()
     # 20% of the rows are flipped: a random choice of 6 holds 1.2 of them on average
     assert flipped[rows][trimmer.removed_].sum() >= 4
+
+
+def test_skorch_nets_default_to_tracin_and_it_finds_flipped_rows(noisy_cancer):
+    skorch = pytest.importorskip("skorch")
+    import torch
+
+    X, y, flipped, _, _ = noisy_cancer
+    X = X.astype(np.float32)
+    net = skorch.NeuralNetClassifier(
+        torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)),
+        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
+        max_epochs=15, batch_size=32, train_split=None, verbose=0, callbacks="disable")
+    trimmer = InfluenceTrimmer(net, budget=0.1, random_state=0).fit(X, y)
+    assert trimmer.method_ == "tracin"
+    assert flipped[trimmer.removed_].mean() > 0.6  # 20% of all rows are flipped
+    # a constant, modest step: sklearn's default "optimal" schedule starts at steps of ~8 that
+    # leave the first checkpoints' gradients saturated and the ranking close to random
+    sgd = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.01, max_iter=20,
+                        tol=None, random_state=0)
+    trimmer = InfluenceTrimmer(sgd, method="tracin", budget=0.1, random_state=0).fit(X, y)
+    assert flipped[trimmer.removed_].mean() > 0.6

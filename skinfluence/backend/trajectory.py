@@ -8,9 +8,9 @@ memory stays ``O(T p)`` for ``T`` checkpoints of ``p`` parameters, never ``O(T n
 
 Three ways to record:
 
-* skorch nets: the :class:`TrajectoryRecorder` callback (any optimizer, minibatches), at epoch
-  ends or every ``k`` optimizer steps; the learning rate is the optimizer's ``lr`` (for Adam the
-  base rate, not the per-coordinate adaptive step).
+* skorch nets: the :class:`~.skorch_recorder.TrajectoryRecorder` callback (any optimizer,
+  minibatches), at epoch ends or every ``k`` optimizer steps; the learning rate is the
+  optimizer's ``lr`` (for Adam the base rate, not the per-coordinate adaptive step).
 * plain torch modules: :func:`record_torch` trains a :class:`TorchModel` by minibatch SGD (or
   another ``torch.optim`` optimizer) and records.
 * scikit-learn models with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``):
@@ -20,12 +20,11 @@ Three ways to record:
 
 import copy
 import numbers
+import sys
 
 import numpy as np
 import torch
 from sklearn.base import clone, is_classifier
-from skorch import NeuralNet
-from skorch.callbacks import Callback
 
 from .registry import make_objective
 from .torch_models import LOSSES, TorchModel
@@ -53,6 +52,12 @@ class Trajectory:
         return zip(self.thetas, self.learning_rates)
 
 
+def is_skorch_net(model):
+    """Whether ``model`` is a skorch net (skorch is optional: a net implies it is imported)."""
+    skorch = sys.modules.get("skorch")
+    return skorch is not None and isinstance(model, skorch.NeuralNet)
+
+
 def check_checkpoints(checkpoints):
     """``"epoch"`` or a positive number of optimizer steps between checkpoints."""
     if checkpoints == "epoch":
@@ -68,63 +73,6 @@ def _flat_parameters(module):
     # the order of Objective.theta: named_parameters() that require gradients
     return torch.cat([p.detach().reshape(-1).cpu().clone()
                       for p in module.parameters() if p.requires_grad])
-
-
-class TrajectoryRecorder(Callback):
-    """skorch callback recording parameter checkpoints and learning rates during ``fit``.
-
-    Parameters
-    ----------
-    every : "epoch" or int, default="epoch"
-        Record at the end of each epoch, or after every ``every`` optimizer steps.
-
-    Attributes
-    ----------
-    trajectory_ : Trajectory
-        The checkpoints recorded since the net was last initialised.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from skorch import NeuralNetClassifier
-    >>> from skinfluence.backend.trajectory import TrajectoryRecorder
-    >>> X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
-    >>> y = (X[:, 0] > 0).astype(np.int64)
-    >>> recorder = TrajectoryRecorder()
-    >>> net = NeuralNetClassifier(torch.nn.Linear(3, 2), criterion=torch.nn.CrossEntropyLoss,
-    ...                           max_epochs=3, train_split=None, verbose=0,
-    ...                           callbacks=[recorder]).fit(X, y)
-    >>> len(recorder.trajectory_)
-    3
-    """
-
-    def __init__(self, every="epoch"):
-        self.every = every
-
-    def initialize(self):
-        check_checkpoints(self.every)
-        # trailing underscores: skorch's get_params leaves these out (clone-safe)
-        self.checkpoints_, self.learning_rates_, self.steps_ = [], [], 0
-        return self
-
-    @property
-    def trajectory_(self):
-        return Trajectory(torch.stack(self.checkpoints_), self.learning_rates_)
-
-    def _record(self, net):
-        self.checkpoints_.append(_flat_parameters(net.module_))
-        self.learning_rates_.append(float(net.optimizer_.param_groups[0]["lr"]))
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if not training or self.every == "epoch":
-            return
-        self.steps_ += 1
-        if self.steps_ % self.every == 0:
-            self._record(net)
-
-    def on_epoch_end(self, net, **kwargs):
-        if self.every == "epoch":
-            self._record(net)
 
 
 def record_torch(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer=torch.optim.SGD,
@@ -248,7 +196,7 @@ RECORDER = "skinfluence_trajectory"
 def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
     """Fit a clone of ``estimator`` with a seed (:func:`seeded_fit`) and record its trajectory.
 
-    skorch nets get a :class:`TrajectoryRecorder`; other estimators must have ``partial_fit``
+    skorch nets get a :class:`~.skorch_recorder.TrajectoryRecorder`; other estimators must have ``partial_fit``
     (one checkpoint per epoch).
 
     Returns
@@ -257,10 +205,14 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
     trajectory : Trajectory
     """
     every = check_checkpoints(checkpoints)
-    if isinstance(estimator, NeuralNet):
+    if is_skorch_net(estimator):
+        from .skorch_recorder import TrajectoryRecorder
+
         callbacks = [] if estimator.callbacks in (None, "disable") else list(estimator.callbacks)
-        net = clone(estimator).set_params(
-            callbacks=[*callbacks, (RECORDER, TrajectoryRecorder(every=every))])
+        # rebuilt as clone() does (skorch's set_params(callbacks=...) fails on "disable")
+        params = clone(estimator.get_params(deep=False), safe=False)
+        params["callbacks"] = [*callbacks, (RECORDER, TrajectoryRecorder(every=every))]
+        net = type(estimator)(**params)
         net = seeded_fit(net, X, y, seed)
         return net, dict(net.callbacks_)[RECORDER].trajectory_
     if hasattr(estimator, "partial_fit"):
@@ -275,7 +227,7 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
 
 def _seeded_clone(estimator, seed):
     model = clone(estimator)
-    if seed is not None and not isinstance(model, NeuralNet) \
+    if seed is not None and not is_skorch_net(model) \
             and "random_state" in model.get_params():
         model.set_params(random_state=seed)
     return model
@@ -288,7 +240,7 @@ def seeded_fit(estimator, X, y, seed):
     as it was (the seed sets initialisation and minibatch order); others: ``random_state``.
     """
     model = _seeded_clone(estimator, seed)
-    if not isinstance(model, NeuralNet):
+    if not is_skorch_net(model):
         return model.fit(X, y)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
