@@ -22,6 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 
 from skinfluence import (
+    InfluenceTrimmer,
     TrajectoryInfluence,
     data_values,
     downsampling_influence,
@@ -352,3 +353,22 @@ def test_data_values_refuse_validation_labels_of_another_kind(data, method):
     with pytest.raises(ValueError, match=r"y_val holds labels \[0, 1\], none of them a class"):
         data_values(model, X, np.array(["a", "b"])[y], X[:6], [0, 1, 0, 1, 0, 1],
                     method=method, budget=4)
+
+
+# --- InfluenceTrimmer ----------------------------------------------------------------------
+
+
+def test_trimmer_refuses_a_classifier_on_a_continuous_target(data):
+    # before: scikit-learn's "Unknown label type: continuous" from the scorer's refit
+    X, _, y = data
+    with pytest.raises(ValueError, match="y holds continuous values, but LogisticRegression"):
+        InfluenceTrimmer(LogisticRegression(), budget=2).fit(X, y)
+
+
+def test_trimmer_names_classes_lost_by_downsampling(data):
+    # before: scikit-learn's "needs samples of at least 2 classes" from a joblib worker
+    X, _, _ = data
+    y = np.r_[np.zeros(27, int), 1, 1, 1]
+    with pytest.raises(ValueError, match=r"Classes \[1\] \(with \[3\] rows\) are missing"):
+        InfluenceTrimmer(LogisticRegression(), method="downsampling", budget=2,
+                         random_state=0).fit(X, y, X[:6], [0, 1, 0, 1, 0, 1])
