@@ -372,3 +372,19 @@ def test_trimmer_names_classes_lost_by_downsampling(data):
     with pytest.raises(ValueError, match=r"Classes \[1\] \(with \[3\] rows\) are missing"):
         InfluenceTrimmer(LogisticRegression(), method="downsampling", budget=2,
                          random_state=0).fit(X, y, X[:6], [0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("method", ["tracin", "fine"])
+def test_cli_does_not_offer_trajectory_methods(tmp_path, data, capsys, method):
+    # before: --method tracin was listed, then failed: "LogisticRegression cannot be trained
+    # step by step" (no CLI model records a trajectory)
+    from skinfluence.__main__ import main
+
+    X, y, _ = data
+    path = tmp_path / "data.csv"
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=y).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["trim", str(path), "--target", "label", "--method", method])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"invalid choice: '{method}'" in err
