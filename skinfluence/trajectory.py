@@ -249,20 +249,24 @@ class TrajectoryInfluence(BaseEstimator):
         check_is_fitted(self)
         return -self.mu_ if self.method == "fine" else self._average(None)[:, 0]
 
+    def _checked(self, X):
+        """``X`` with the fitted columns (names and order) and feature count."""
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
     @available_if(_estimator_has("predict"))
     def predict(self, X):
         """Predictions of ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict(X)
+        return self.estimator_.predict(self._checked(X))
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
+        return self.estimator_.predict_proba(self._checked(X))
 
     @available_if(_estimator_has("score"))
     def score(self, X, y):
         """``estimator_.score(X, y)``."""
         check_is_fitted(self)
-        return self.estimator_.score(X, y)
+        return self.estimator_.score(self._checked(X), y)

@@ -276,6 +276,17 @@ def test_trajectory_influence_checks_test_columns(frames):
         trajectory.influence(reordered[:4], y[:4])
 
 
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score"])
+def test_trajectory_influence_predicts_only_on_its_columns(frames, method):
+    # before: a reordered frame was passed through to the fitted SGD model: other predictions
+    frame, reordered, y = frames
+    trajectory = TrajectoryInfluence(SGD, random_state=0).fit(frame, y)
+    arguments = (y,) if method == "score" else ()
+    getattr(trajectory, method)(frame, *arguments)
+    with pytest.raises(ValueError, match="feature names should match"):
+        getattr(trajectory, method)(reordered, *arguments)
+
+
 @pytest.mark.parametrize(("target", "message"), [("single", "single class"),
                                                  ("continuous", "continuous values")])
 def test_trajectory_influence_checks_classifier_targets(data, target, message):
