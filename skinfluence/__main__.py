@@ -42,6 +42,9 @@ class _Parser(argparse.ArgumentParser):
 #: trained by minibatches) and the retraining-based values (thousands of refits).
 SLOW_OR_NETWORK_METHODS = {"auto", "tracin", "fine", "banzhaf", "shapley", "downsampling"}
 
+#: Methods that need a model trained step by step (a skorch net or ``partial_fit``).
+TRAJECTORY_METHODS = {"tracin", "fine"}
+
 
 def trimming_methods():
     """The trimmer's methods and its default, read from :class:`InfluenceTrimmer` itself."""
@@ -310,7 +313,9 @@ def build_parser():
                       help="rows to remove: auto (the estimated number of mislabelled rows, 0 "
                            "when trimming does not help), 10, 0.05 or 5%% (default auto)")
     trim.add_argument("--model", choices=sorted(MODELS), default="logistic")
-    trim.add_argument("--method", choices=methods, default=default)
+    # tracin and fine need training trajectories, which none of the CLI's models records
+    trim.add_argument("--method", choices=[m for m in methods if m not in TRAJECTORY_METHODS],
+                      default=default)
     trim.add_argument("--holdout", type=_fraction(False), default=0.2,
                       help="share of rows held out to report the validation metric, in (0, 1)")
     trim.add_argument("--seed", type=int, default=0)

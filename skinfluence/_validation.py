@@ -14,6 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import (
     Interval,
@@ -21,6 +22,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
 from .backend.device import DEVICE_TYPES
@@ -118,7 +120,21 @@ def check_feature_names(estimator, X, name="X"):
     As scikit-learn's ``predict`` does: a frame with reordered or renamed columns would
     silently give other numbers.
     """
-    fitted = getattr(estimator, "feature_names_in_", None)
+    _check_columns(getattr(estimator, "feature_names_in_", None), X, name,
+                   f"the {type(estimator).__name__} was fitted on",
+                   f"{name}[estimator.feature_names_in_]")
+
+
+def check_same_columns(X, X_other, name="X_test"):
+    """Columns of a data frame ``X_other`` must be those of the training frame ``X``, in order.
+
+    For functions that fit clones of an unfitted estimator: as scikit-learn's ``predict``
+    would, refuse evaluation rows whose columns are reordered or renamed.
+    """
+    _check_columns(_column_names(X), X_other, name, "X has", f"{name}[X.columns]")
+
+
+def _check_columns(fitted, X, name, reference, fix):
     given = _column_names(X)
     if fitted is None or given is None or list(fitted) == given:
         return
@@ -129,8 +145,7 @@ def check_feature_names(estimator, X, name="X"):
         unseen, missing = sorted(set(given) - set(fitted)), sorted(set(fitted) - set(given))
         problem = f"columns {unseen} it never saw and lacks {missing}"
     raise ValueError(
-        f"{name} has {problem} than the {type(estimator).__name__} was fitted on; pass "
-        f"{name}[estimator.feature_names_in_] (columns {fitted[:10]}"
+        f"{name} has {problem} than {reference}; pass {fix} (columns {fitted[:10]}"
         f"{' ...' if len(fitted) > 10 else ''})."
     )
 
@@ -310,4 +325,21 @@ def check_removable(objective, y, indices):
         raise ValueError(
             f"rows {alone[:5].tolist()} are the only rows of their class: leaving one out "
             "leaves the refitted classifier without that class. Drop them from indices."
+        )
+
+
+def check_classifier_target(estimator, y):
+    """A classifier (or ``method="knn"``) needs class labels, of at least two classes."""
+    if not is_classifier(estimator):
+        return
+    kind = type_of_target(y)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"y holds {kind} values, but {type(estimator).__name__} is a classifier that needs "
+            "class labels; pass integer or string labels, or use a regressor."
+        )
+    if len(np.unique(y)) < 2:
+        raise ValueError(
+            f"y holds a single class ({np.unique(y)[0]!r}); {type(estimator).__name__} needs "
+            "at least two classes in the training data."
         )

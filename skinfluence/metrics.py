@@ -1,9 +1,16 @@
 """Stability of influence scores across training runs (f-INE paper, section 1 and Fig. 8)."""
 
 import itertools
+from numbers import Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array
+
+from ._validation import public
+
+#: A fraction of the rows: ``top`` of both metrics.
+FRACTION = Interval(Real, 0, 1, closed="right")
 
 
 def _check_runs(score_runs):
@@ -15,11 +22,10 @@ def _check_runs(score_runs):
 
 
 def _top_count(top, n):
-    if not 0 < top <= 1:
-        raise ValueError(f"top={top!r} must be a fraction in (0, 1].")
     return max(1, round(top * n))
 
 
+@public(score_runs=["array-like"], top=[FRACTION])
 def consistency_score(score_runs, top=0.2):
     """Mean pairwise Jaccard similarity of the top-scored sets of several runs.
 
@@ -48,6 +54,7 @@ def consistency_score(score_runs, top=0.2):
                           for a, b in itertools.combinations(sets, 2)]))
 
 
+@public(score_runs=["array-like"], top=[FRACTION, None])
 def mean_coefficient_of_variation(score_runs, top=None):
     """Average over rows of ``std_i / |mean_i|`` of the scores across runs (f-INE Fig. 8).
 
@@ -64,8 +71,15 @@ def mean_coefficient_of_variation(score_runs, top=None):
         Rows whose mean score is exactly 0 are left out. Lower is more stable.
     """
     runs = _check_runs(score_runs)
+    runs = runs / max(np.abs(runs).max(), np.finfo(float).tiny)  # scale-free; avoids overflow
     mean = runs.mean(0)
     rows = np.flatnonzero(mean != 0)
     if top is not None:
         rows = np.intersect1d(rows, np.argsort(-mean, kind="stable")[:_top_count(top, len(mean))])
+    if rows.size == 0:
+        raise ValueError(
+            "Every selected row has a mean score of exactly 0 across the runs, so no "
+            "coefficient of variation is defined; pass scores that are not all zero"
+            f"{' or raise top' if top is not None else ''}."
+        )
     return float(np.mean(runs.std(0)[rows] / np.abs(mean[rows])))

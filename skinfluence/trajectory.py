@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_test_data
+from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import make_objective, resolve_device
 from .backend.trajectory import random_projection, record_training
 from .influence.targets import Target
@@ -66,8 +66,8 @@ class TrajectoryInfluence(BaseEstimator):
         f-INE: the auxiliary twin supplies the test gradient of ``O_hat`` (Algorithm 1, line 20
         as printed), or its row gradients too (line 13). Line 20 measured better (see
         :func:`skinfluence.influence.trajectory.fine_signals`).
-    device : {"auto", "cpu", "cuda"}, default="auto"
-        Where gradients are computed.
+    device : str or torch.device, default="auto"
+        Where gradients are computed: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     random_state : int, RandomState instance or None, default=None
         Seeds the training runs (initialisation and minibatch order) and f-INE's batch draws.
     verbose : int, default=0
@@ -117,7 +117,7 @@ class TrajectoryInfluence(BaseEstimator):
         "similarity": [StrOptions({"dot", "cosine"})],
         "batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "twin_gradients": [StrOptions({"test", "all"})],
-        "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "device": [DeviceOption()],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -152,6 +152,7 @@ class TrajectoryInfluence(BaseEstimator):
         self : TrajectoryInfluence
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        check_classifier_target(self.estimator, y)
         rng = check_random_state(self.random_state)
         fine_method = self.method == "fine"
         self.trajectories_, self.auxiliary_trajectories_, self.batches_ = [], [], []
@@ -229,7 +230,7 @@ class TrajectoryInfluence(BaseEstimator):
         if target not in ("loss", "mean_loss"):
             raise ValueError(f"target={target!r} is not supported; use 'loss' or 'mean_loss'.")
         check_is_fitted(self)
-        X_test, y_test = check_test_data(X_test, y_test, self.n_features_in_)
+        X_test, y_test = check_test_data(X_test, y_test, self.n_features_in_, self)
         if y_test is None:
             raise ValueError("influence needs y_test: the scores are effects on test losses.")
         score = self._average(Target(self._objective, X_test, y_test, target))
@@ -248,20 +249,24 @@ class TrajectoryInfluence(BaseEstimator):
         check_is_fitted(self)
         return -self.mu_ if self.method == "fine" else self._average(None)[:, 0]
 
+    def _checked(self, X):
+        """``X`` with the fitted columns (names and order) and feature count."""
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
     @available_if(_estimator_has("predict"))
     def predict(self, X):
         """Predictions of ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict(X)
+        return self.estimator_.predict(self._checked(X))
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
+        return self.estimator_.predict_proba(self._checked(X))
 
     @available_if(_estimator_has("score"))
     def score(self, X, y):
         """``estimator_.score(X, y)``."""
         check_is_fitted(self)
-        return self.estimator_.score(X, y)
+        return self.estimator_.score(self._checked(X), y)

@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from ._validation import DeviceOption, check_test_data
+from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .backend.trajectory import is_skorch_net
@@ -597,6 +597,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
                 f"y holds 1 class ({np.unique(y)[0]!r}); a classifier needs at least two classes "
                 "in the training data."
             )
+        check_classifier_target(self.estimator, y)
         memory = check_memory(self.memory)
         settings = {
             "method": self.method_, "validation_fraction": self.validation_fraction,

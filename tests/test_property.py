@@ -365,3 +365,90 @@ def test_cox_influence(seed, method):
         assert np.isfinite(effects[fitted.finite_refit_]).all()
         assert np.isnan(effects[~fitted.finite_refit_]).all()
         event(f"rows without a finite refit: {'some' if (~fitted.finite_refit_).any() else 0}")
+
+
+# Entry points added after the first hardening pass: data values, downsampling and metrics.
+FEW = settings(max_examples=20, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _head(X, n):
+    return X.head(n) if isinstance(X, (pd.DataFrame, pl.DataFrame)) else X[:n]
+
+
+@FEW
+@given(problem=problems(), corruption=corruptions(),
+       method=st.sampled_from(["knn", "banzhaf"]), n_val=st.integers(1, 4))
+def test_data_values(problem, corruption, method, n_val):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model, X, y = problem
+    if method == "knn":
+        model = KNeighborsClassifier(n_neighbors=3)
+    X_val, y_val = _head(X, n_val), y[:n_val]
+    if corruption is not None:
+        where, value = corruption
+        rng = np.random.default_rng(n_val)
+        X, X_val = (_plant(X, value, rng), X_val) if where == "X" else (X, _plant(X_val, value,
+                                                                               rng))
+
+    def values(X, y, X_val, y_val):
+        return skinfluence.data_values(model, X, y, X_val, y_val, method=method, budget=6,
+                                       random_state=0).values
+
+    result = _call(lambda: values(X, y, X_val, y_val), [X, y, X_val, y_val])
+    if corruption is not None:
+        assert result is None, "NaN/inf in the data must be rejected"
+        return
+    again = _call(lambda: values(_plain(X).astype(float), _plain(y),
+                                 _plain(X_val).astype(float), _plain(y_val)), [])
+    _check_finite_and_copy_invariant(result, again)
+    if result is not None:
+        assert result.shape == (len(y),)
+
+
+@FEW
+@given(problem=problems(), n_models=st.sampled_from([3, 16, 32]),
+       subsample=st.sampled_from([0.0, 0.5, 0.7, 1.0]),
+       target=st.sampled_from(["loss", "prediction"]))
+def test_downsampling_influence(problem, n_models, subsample, target):
+    model, X, y = problem
+    X_test, y_test = _head(X, 3), y[:3]
+
+    def effects(X, y, X_test, y_test):
+        return skinfluence.downsampling_influence(
+            model, X, y, X_test, y_test, n_models=n_models, subsample=subsample, target=target,
+            random_state=0).effects
+
+    result = _call(lambda: effects(X, y, X_test, y_test), [X, y, X_test, y_test])
+    if n_models < 4 or not 0 < subsample < 1:
+        assert result is None, "out-of-range n_models or subsample must be rejected"
+        return
+    again = _call(lambda: effects(_plain(X).astype(float), _plain(y),
+                                  _plain(X_test).astype(float), _plain(y_test)), [])
+    _check_finite_and_copy_invariant(result, again)
+
+
+@SETTINGS
+@given(n_runs=st.integers(1, 4), n=st.integers(1, 12), seed=st.integers(0, 2**16),
+       layout=st.sampled_from(LAYOUTS), zeros=st.booleans(),
+       nan=st.sampled_from([None, np.nan, np.inf]),
+       top=st.sampled_from([None, 0.0, 0.1, 0.5, 1.0, 1.5, np.nan, "half"]),
+       metric=st.sampled_from(["consistency_score", "mean_coefficient_of_variation"]))
+def test_metrics(n_runs, n, seed, layout, zeros, nan, top, metric):
+    from skinfluence import metrics
+
+    rng = np.random.default_rng(seed)
+    runs = np.zeros((n_runs, n)) if zeros else rng.normal(size=(n_runs, n)) * 10.0 ** rng.integers(
+        -300, 300)
+    if nan is not None:
+        runs[rng.integers(n_runs), rng.integers(n)] = nan
+    runs = _layout(runs, layout)
+    options = {} if top is None and metric == "consistency_score" else {"top": top}
+    result = _call(lambda: getattr(metrics, metric)(runs, **options), [runs])
+    bad_top = top is not None and (isinstance(top, str) or not 0 < top <= 1)
+    if nan is not None or n_runs < 2 or bad_top:
+        assert result is None, "NaN/inf runs, a single run or a bad top must be rejected"
+        return
+    again = _call(lambda: getattr(metrics, metric)(np.ascontiguousarray(runs), **options), [])
+    _check_finite_and_copy_invariant(result, again)

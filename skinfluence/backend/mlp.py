@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from .linear import _encode_classes
 from .registry import register_adapter
 from .torch_models import module_objective
 
@@ -64,10 +65,8 @@ def mlp_classifier_adapter(model, X, y, sample_weight, device, dtype, params="al
             "A multilabel MLPClassifier (one logistic output per label) is not supported; fit "
             "one classifier per label or encode the labels as classes."
         )
-    classes = model.classes_
-
     def encode(labels):
-        return np.searchsorted(classes, np.asarray(labels)).astype(float)
+        return _encode_classes(model, np.asarray(labels)).astype(float)
 
     loss = "bce_with_logits" if model.out_activation_ == "logistic" else "cross_entropy"
     return _mlp_objective(model, X, encode(y), sample_weight, device, dtype, params, loss,

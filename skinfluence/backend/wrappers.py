@@ -104,6 +104,15 @@ def transformed_target_view(model):
 
     def transform_target(y):
         y = np.asarray(y, dtype=float)
-        return transformer.transform(y.reshape(-1, 1)).ravel()
+        with np.errstate(all="ignore"):
+            transformed = transformer.transform(y.reshape(-1, 1)).ravel()
+        bad = ~np.isfinite(transformed)
+        if bad.any():
+            raise ValueError(
+                f"The TransformedTargetRegressor's transform maps targets "
+                f"{np.unique(y[bad])[:5].tolist()} to NaN or infinity (outside the domain of "
+                "its func); drop those rows or pass the targets it was fitted on."
+            )
+        return transformed
 
     return ModelView(model.regressor_, transform_target=transform_target)

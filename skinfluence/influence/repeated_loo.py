@@ -7,12 +7,25 @@ f-INE paper's Definition 2.1 (the hypothesis test "trained on D" against "traine
 the row", with Algorithm 2 as the test).
 """
 
+from numbers import Integral
+from types import SimpleNamespace
+
 import numpy as np
 import torch
+from sklearn.base import is_classifier
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.parallel import Parallel, delayed
 
-from .._validation import check_test_data, check_training_data
+from .._validation import (
+    check_classifier_target,
+    check_indices,
+    check_removable,
+    check_same_columns,
+    check_test_data,
+    check_training_data,
+    public,
+)
 from ..backend import make_objective
 from ..backend.trajectory import seeded_fit
 from .targets import Target
@@ -24,6 +37,9 @@ def _target_values(model, X, y, X_test, y_test, target):
     return Target(objective, X_test, y_test, target).values(objective.theta).detach().numpy()
 
 
+@public("X", "y", "X_test", "y_test", "target", "n_jobs", estimator=[HasMethods(["fit"])],
+        indices=["array-like"], n_repeats=[Interval(Integral, 2, None, closed="left")],
+        paired=["boolean"], random_state=["random_state"])
 def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeats=20,
                            paired=True, target="loss", n_jobs=None, random_state=None):
     """Removal effects of rows measured by retraining over many seeds with and without each.
@@ -66,11 +82,12 @@ def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeat
 
     ``(n_indices,)`` arrays for ``target="mean_loss"``.
     """
+    check_same_columns(X, X_test, "X_test")
     X, y, _ = check_training_data(X, y)
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
-    indices = np.asarray(indices)
-    if n_repeats < 2:
-        raise ValueError(f"n_repeats={n_repeats} leaves no spread to measure; use at least 2.")
+    check_classifier_target(estimator, y)
+    indices = check_indices(indices, len(X))
+    check_removable(SimpleNamespace(is_classifier=is_classifier(estimator)), y, indices)
     rng = check_random_state(random_state)
     seeds = rng.randint(np.iinfo(np.int32).max, size=n_repeats)
     removed_seeds = seeds if paired else rng.randint(np.iinfo(np.int32).max, size=n_repeats)

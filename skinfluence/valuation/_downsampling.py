@@ -5,11 +5,16 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .._validation import check_test_data, check_training_data
+from .._validation import (
+    check_classifier_target,
+    check_same_columns,
+    check_test_data,
+    check_training_data,
+)
 from ..influence.loo import refit_without
 
 #: Models fitted per joblib task (amortises dispatch for fast estimators).
@@ -72,6 +77,32 @@ def _effects(values, masks, own=False):
     return means[0] - means[1], np.sqrt(variances[0] + variances[1])
 
 
+def _check_classes(y, y_test, masks):
+    """Every subset must keep every class, and test labels must be training classes.
+
+    A model fitted on a subset without some class has other ``classes_``; its loss on a test
+    row of that class is undefined.
+    """
+    classes, codes = np.unique(y, return_inverse=True)
+    if y_test is not None:
+        unseen = np.setdiff1d(y_test, classes)
+        if unseen.size:
+            raise ValueError(
+                f"y_test holds labels {unseen[:5].tolist()} that no training row has (classes "
+                f"{classes[:10].tolist()}); drop those test rows."
+            )
+    per_subset = masks.astype(np.int64) @ np.eye(len(classes), dtype=np.int64)[codes]
+    lost = np.flatnonzero((per_subset == 0).any(axis=0))
+    if lost.size:
+        counts = np.bincount(codes)[lost]
+        raise ValueError(
+            f"Classes {classes[lost][:5].tolist()} (with {counts[:5].tolist()} rows) are missing "
+            f"from {int((per_subset[:, lost] == 0).any(axis=1).sum())} of {len(masks)} subsets, "
+            "whose models then lack those classes; raise subsample or give those classes "
+            "more rows."
+        )
+
+
 class Downsampling:
     """Removal effects estimated by downsampling.
 
@@ -101,7 +132,10 @@ class Downsampling:
 
 @validate_params(
     {
+        "estimator": [HasMethods(["fit"])],
         "n_models": [Interval(Integral, 4, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
         "subsample": [Interval(Real, 0, 1, closed="neither")],
         "target": [StrOptions({"loss", "prediction"})],
         "verbose": ["verbose"],
@@ -162,8 +196,10 @@ def downsampling_influence(estimator, X, y, X_test, y_test=None, *, n_models=100
     >>> result.effects.shape
     (100, 10)
     """
+    check_same_columns(X, X_test, "X_test")
     X, y, _ = check_training_data(X, y)
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
+    check_classifier_target(estimator, y)
     multiclass = is_classifier(estimator) and len(np.unique(y)) > 2
     if y_test is None and (target == "loss" or multiclass):
         raise ValueError(f"target={target!r} needs y_test (the test rows' labels or targets).")
@@ -176,6 +212,8 @@ def downsampling_influence(estimator, X, y, X_test, y_test=None, *, n_models=100
     masks = np.zeros((n_models, n), dtype=bool)
     for k in range(n_models):
         masks[k, rng.permutation(n)[:size]] = True
+    if is_classifier(estimator):
+        _check_classes(y, y_test, masks)
     blocks = range(0, n_models, MODELS_PER_TASK)
     results = Parallel(n_jobs=n_jobs)(
         delayed(downsampling_task)(estimator, X, y, X_test, y_test, target,

@@ -4,7 +4,13 @@ import numpy as np
 import torch
 from torch.func import hessian
 
-from .._validation import check_fitted, check_test_data, check_training_data
+from .._validation import (
+    adapter_options,
+    check_fitted,
+    check_test_data,
+    check_training_data,
+    public,
+)
 from ..backend import make_objective
 
 
@@ -31,6 +37,7 @@ class Representers:
         return self.prediction - self.intercept - self.contributions.sum(axis=0)
 
 
+@public("X", "y", "X_test", "y_test", "sample_weight", "params", "device")
 def representer_points(estimator, X, y, X_test, y_test=None, *, sample_weight=None,
                        params="all", device="cpu"):
     """Representer-point decomposition of each test prediction over the training rows.
@@ -76,9 +83,9 @@ def representer_points(estimator, X, y, X_test, y_test=None, *, sample_weight=No
     True
     """
     check_fitted(estimator)
-    X, y, sample_weight = check_training_data(X, y, sample_weight)
-    X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
-    options = {} if params == "all" else {"params": params}
+    X, y, sample_weight = check_training_data(X, y, sample_weight, estimator)
+    X_test, y_test = check_test_data(X_test, y_test, X.shape[1], estimator)
+    options = adapter_options(estimator, params)
     objective = make_objective(estimator, X, y, sample_weight, device=device, **options)
     if not objective.linear:
         raise ValueError(

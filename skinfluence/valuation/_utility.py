@@ -30,10 +30,18 @@ def fit_and_score(estimator, X, y, X_val, y_val, scoring, mask):
     scorer = check_scoring(estimator, scoring=scoring)
     labels = y[mask]
     if len(labels) == 0 or (is_classifier(estimator) and len(np.unique(labels)) < 2):
-        dummy = constant_predictor(estimator, y, mask)
-        return float(check_scoring(dummy, scoring=scoring)(dummy, X_val, y_val))
-    model = refit_without(estimator, X, y, None, mask)
-    return float(scorer(model, X_val, y_val))
+        model = constant_predictor(estimator, y, mask)
+        scorer = check_scoring(model, scoring=scoring)
+    else:
+        model = refit_without(estimator, X, y, None, mask)
+    score = float(scorer(model, X_val, y_val))
+    if not np.isfinite(score):
+        raise ValueError(
+            f"The scoring {scoring or 'score'!r} returned {score} for a {type(model).__name__} "
+            f"fitted on {len(labels)} rows; data values need a finite score on every subset. "
+            "Pass a scorer that stays finite (e.g. 'accuracy', 'neg_mean_squared_error')."
+        )
+    return score
 
 
 def evaluate_subsets(estimator, X, y, X_val, y_val, scoring, masks, memory):

@@ -4,12 +4,18 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import is_classifier
+from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel
 from tqdm.auto import tqdm
 
-from .._validation import check_test_data, check_training_data
+from .._validation import (
+    check_classifier_target,
+    check_same_columns,
+    check_test_data,
+    check_training_data,
+)
 from ._knn import knn_shapley
 from ._semivalues import SAMPLERS
 
@@ -54,7 +60,11 @@ class DataValues:
 
 @validate_params(
     {
+        "estimator": [HasMethods(["fit"])],
         "method": [StrOptions(set(METHODS))],
+        "scoring": [str, callable, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
         "budget": [Interval(Integral, 1, None, closed="left")],
         "tolerance": [Interval(Real, 0, None, closed="neither"), None],
         "truncation": [Interval(Real, 0, 1, closed="left"), None],
@@ -125,10 +135,18 @@ def data_values(estimator, X, y, X_val, y_val, *, method="banzhaf", scoring=None
     >>> result.values.shape
     (30,)
     """
+    check_same_columns(X, X_val, "X_val")
     X, y, _ = check_training_data(X, y)
-    X_val, y_val = check_test_data(X_val, y_val, X.shape[1])
+    X_val, y_val = check_test_data(X_val, y_val, X.shape[1], names=("X_val", "y_val"))
+    check_classifier_target(estimator, y)
     if y_val is None:
         raise ValueError("y_val is required: data values score the model on labelled rows.")
+    if is_classifier(estimator) and not np.isin(y_val, y).any():
+        raise ValueError(
+            f"y_val holds labels {np.unique(y_val)[:5].tolist()}, none of them a class of y "
+            f"({np.unique(y)[:5].tolist()}), so every subset would score the same; pass "
+            "validation labels of the same kind as the training labels."
+        )
     if truncation is not None and method not in ("shapley", "beta"):
         raise ValueError(f"truncation applies to method='shapley' or 'beta', not {method!r}.")
     if method == "knn":
@@ -140,8 +158,7 @@ def data_values(estimator, X, y, X_val, y_val, *, method="banzhaf", scoring=None
             f"a value with a standard error; raise it to at least {2 * len(X) + 1} (of order "
             f"n_samples**2 for accurate Shapley values) or use method='banzhaf'."
         )
-    if is_classifier(estimator) and len(np.unique(y)) < 2:
-        raise ValueError("y holds a single class; data values of a classifier need two.")
+    check_scoring(estimator, scoring=scoring)  # an unknown scorer name fails here, not in a worker
     rng = check_random_state(random_state)
     sampler = SAMPLERS[method](len(X), method, (estimator, X, y, X_val, y_val, scoring),
                                truncation, memory)
