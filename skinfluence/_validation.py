@@ -334,9 +334,10 @@ def check_classifier_target(estimator, y):
         return
     kind = type_of_target(y)
     if kind not in ("binary", "multiclass"):
+        label = "Unknown label type: " if kind == "unknown" else ""
         raise ValueError(
-            f"y holds {kind} values, but {type(estimator).__name__} is a classifier that needs "
-            "class labels; pass integer or string labels, or use a regressor."
+            f"{label}y holds {kind} values, but {type(estimator).__name__} is a classifier that "
+            "needs class labels; pass integer or string labels, or use a regressor."
         )
     if len(np.unique(y)) < 2:
         raise ValueError(
