@@ -47,7 +47,8 @@ class TrajectoryInfluence(BaseEstimator):
     ----------
     estimator : estimator
         A skorch net, or a scikit-learn model trained by ``partial_fit`` (``SGDClassifier`` with
-        ``loss="log_loss"``, ``SGDRegressor``). It is cloned, never modified.
+        ``loss="log_loss"``, ``SGDRegressor``, ``MLPClassifier`` or ``MLPRegressor`` with
+        ``solver="sgd"`` or ``"adam"``). It is cloned, never modified.
     method : {"tracin", "fine"}, default="tracin"
     checkpoints : "epoch" or int, default="epoch"
         Record at epoch ends, or every ``checkpoints`` optimizer steps (skorch nets). For f-INE
@@ -60,8 +61,8 @@ class TrajectoryInfluence(BaseEstimator):
     similarity : {"dot", "cosine"}, default="dot"
         TracIn's gradient similarity; ``"cosine"`` renormalises (survey section 5.3).
     batch_size : int, optional
-        Batch size B of f-INE's Algorithm 1; default the net's ``batch_size`` (all rows for -1),
-        else 32.
+        Batch size B of f-INE's Algorithm 1; default the net's ``batch_size`` (all rows for -1;
+        ``min(200, n_samples)`` for an MLP's ``"auto"``), else 32.
     twin_gradients : {"test", "all"}, default="test"
         f-INE: the auxiliary twin supplies the test gradient of ``O_hat`` (Algorithm 1, line 20
         as printed), or its row gradients too (line 13). Line 20 measured better (see
@@ -191,6 +192,8 @@ class TrajectoryInfluence(BaseEstimator):
         if self.batch_size is not None:
             return self.batch_size
         size = getattr(self.estimator, "batch_size", DEFAULT_BATCH_SIZE)
+        if size == "auto":  # scikit-learn's MLPs
+            return min(200, n_rows)
         return n_rows if size == -1 else size
 
     def _average(self, tests):

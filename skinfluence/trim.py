@@ -417,8 +417,8 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
           loss (first-order / Newton step); most negative (removal lowers the loss) removed.
         * ``"tracin"`` / ``"fine"`` — self-influence along the training trajectory of a clone
           trained by minibatches (:class:`skinfluence.TrajectoryInfluence`: TracIn, survey
-          5.2.1; f-INE, Algorithms 1-2); for skorch nets and ``partial_fit`` models (SGD, one
-          checkpoint per epoch of ``max_iter``). Give SGD a constant, modest step
+          5.2.1; f-INE, Algorithms 1-2); for skorch nets and ``partial_fit`` models (SGD, MLP;
+          one checkpoint per epoch of ``max_iter``). Give SGD a constant, modest step
           (``learning_rate="constant"``): the default ``"optimal"`` schedule's first steps
           (~8 on standardised breast_cancer) saturate the gradients: detection AUROC of 20%
           flipped labels 0.29-0.96 over five training seeds, against 0.95-0.98 with

@@ -8,10 +8,20 @@ import torch
 from scipy.special import ndtri
 from scipy.stats import spearmanr
 from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import scale
 
-from skinfluence import TorchModel, TrajectoryInfluence, make_objective, repeated_leave_one_out
-from skinfluence.backend.trajectory import record_torch
+from skinfluence import (
+    InfluenceTrimmer,
+    TorchModel,
+    TrajectoryInfluence,
+    make_objective,
+    repeated_leave_one_out,
+)
+from skinfluence.backend.trajectory import record_partial_fit, record_torch
 from skinfluence.influence.trajectory import gaussian_mu, null_quantile, tracin
 from skinfluence.metrics import consistency_score, mean_coefficient_of_variation
 
@@ -256,3 +266,61 @@ def test_partial_fit_learning_rates_and_errors(breast_cancer):
         TrajectoryInfluence(sgd, method="trak").fit(Xtr, ytr)
     with pytest.raises(ValueError, match="twin"):  # no shuffling: the twin equals the main run
         TrajectoryInfluence(clone(sgd).set_params(shuffle=False), method="fine").fit(Xtr, ytr)
+
+
+def _mlp_layout(model):
+    """Independent flattening: per layer the weight as torch's (out, in), then the bias."""
+    return np.concatenate([np.concatenate([W.T.ravel(), b])
+                           for W, b in zip(model.coefs_, model.intercepts_)])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_partial_fit_records_mlp_checkpoints_and_learning_rates(breast_cancer):
+    Xtr, _, ytr, _ = breast_cancer
+    Xtr = scale(Xtr)
+    adam = MLPClassifier(hidden_layer_sizes=(5,), max_iter=4, batch_size=50, random_state=3)
+    trained, trajectory = record_partial_fit(adam, Xtr, ytr, random_state=1)
+    assert len(trajectory) == 4 and trained.t_ == 4 * len(Xtr)
+    theta = make_objective(trained, Xtr, ytr, check_convergence=False).theta
+    np.testing.assert_allclose(trajectory.thetas[-1].numpy(), theta.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trajectory.thetas[-1].numpy(), _mlp_layout(trained), atol=1e-12)
+    np.testing.assert_allclose(trajectory.learning_rates, 1e-3)  # Adam: the base rate
+    assert trained.random_state == 1 and not torch.equal(trajectory.thetas[0],
+                                                         trajectory.thetas[1])
+    # without shuffling the epochs are exactly those of fit(max_iter=4)
+    plain = clone(adam).set_params(shuffle=False, random_state=1, tol=0, n_iter_no_change=10)
+    fitted = plain.fit(Xtr, ytr)
+    replayed = record_partial_fit(plain, Xtr, ytr)[1]
+    np.testing.assert_allclose(replayed.thetas[-1].numpy(), _mlp_layout(fitted), atol=1e-12)
+    # solver="sgd", invscaling: eta_init / (t + 1)^power_t for t rows seen before the epoch
+    y_reg = Xtr[:, 0] - Xtr[:, 1]
+    sgd = MLPRegressor(hidden_layer_sizes=(3,), solver="sgd", learning_rate="invscaling",
+                       learning_rate_init=0.1, power_t=0.5, max_iter=3, random_state=0)
+    trained, trajectory = record_partial_fit(sgd, Xtr, y_reg)
+    expected = 0.1 / (np.arange(3) * len(Xtr) + 1) ** 0.5
+    np.testing.assert_allclose(trajectory.learning_rates, expected, rtol=1e-12)
+    theta = make_objective(trained, Xtr, y_reg, check_convergence=False).theta
+    np.testing.assert_allclose(trajectory.thetas[-1].numpy(), theta.numpy(), rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="partial_fit"):
+        TrajectoryInfluence(MLPClassifier(solver="lbfgs")).fit(Xtr, ytr)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_mlp_tracin_self_influence_finds_flipped_labels():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = scale(X)
+    rng = np.random.default_rng(0)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), size=len(y) // 5, replace=False)] = True
+    y_noisy = np.where(flipped, 1 - y, y)
+    mlp = MLPClassifier(hidden_layer_sizes=(16,), solver="adam", max_iter=30, random_state=0)
+    inf = TrajectoryInfluence(mlp, method="tracin", random_state=0).fit(X, y_noisy)
+    assert len(inf.trajectories_[0]) == 30
+    # measured 0.875 (the trained MLP's in-sample loss: 0.968)
+    assert roc_auc_score(flipped, inf.self_influence()) > 0.8
+    # f-INE reads the MLP's batch_size="auto" as min(200, n)
+    small = clone(mlp).set_params(hidden_layer_sizes=(4,), max_iter=3)
+    fine = TrajectoryInfluence(small, method="fine", random_state=0).fit(X, y_noisy)
+    assert fine.batches_[0].shape == (3, 2, 201)
+    trimmer = InfluenceTrimmer(small, method="tracin", budget=0.2, random_state=0).fit(X, y_noisy)
+    assert trimmer.method_ == "tracin" and trimmer.scores_.shape == (len(X),)

@@ -13,9 +13,10 @@ Three ways to record:
   optimizer's ``lr`` (for Adam the base rate, not the per-coordinate adaptive step).
 * plain torch modules: :func:`record_torch` trains a :class:`TorchModel` by minibatch SGD (or
   another ``torch.optim`` optimizer) and records.
-* scikit-learn models with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``):
+* scikit-learn models with ``partial_fit`` (``SGDClassifier``, ``SGDRegressor``,
+  ``MLPClassifier``, ``MLPRegressor`` with ``solver="sgd"`` or ``"adam"``):
   :func:`record_partial_fit` runs one epoch per call and reads the learning rate from the
-  estimator's schedule.
+  estimator's schedule (for Adam the base rate ``learning_rate_init``).
 """
 
 import copy
@@ -25,6 +26,7 @@ import sys
 import numpy as np
 import torch
 from sklearn.base import clone, is_classifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from .registry import make_objective
 from .torch_models import LOSSES, TorchModel
@@ -155,24 +157,54 @@ def sgd_learning_rates(model, steps):
                      "with 'constant', 'optimal', 'invscaling' or 'adaptive'.")
 
 
+def mlp_learning_rate(model):
+    """Learning rate of the next ``partial_fit`` epoch of a scikit-learn MLP.
+
+    Adam: the base rate ``learning_rate_init`` (as for skorch nets, not the per-coordinate
+    adaptive step). ``solver="sgd"``: the current rate of its schedule, which scikit-learn's
+    ``SGDOptimizer`` keeps for the whole epoch and updates at its end (``"invscaling"``:
+    ``learning_rate_init / (t + 1)^power_t`` for ``t`` rows seen; ``"adaptive"``: divided by 5
+    after ``n_iter_no_change`` epochs without improvement); ``learning_rate_init`` before the
+    first epoch.
+    """
+    if model.solver == "adam" or not hasattr(model, "_optimizer"):
+        return model.learning_rate_init
+    return model._optimizer.learning_rate
+
+
+def _partial_fit_epoch(model, X, y, kwargs):
+    """One ``partial_fit`` call (one epoch); returns the learning rate of its steps."""
+    if isinstance(model, (MLPClassifier, MLPRegressor)):
+        rate = mlp_learning_rate(model)
+        model.partial_fit(X, y, **kwargs)
+        return rate
+    start = getattr(model, "t_", 1.0)
+    model.partial_fit(X, y, **kwargs)
+    return sgd_learning_rates(model, np.arange(start, model.t_)).mean()
+
+
 def record_partial_fit(estimator, X, y, *, epochs=None, random_state=None):
     """Train a clone of a ``partial_fit`` estimator epoch by epoch and record its trajectory.
 
     Parameters
     ----------
-    estimator : SGDClassifier or SGDRegressor (unfitted or fitted; it is cloned)
+    estimator : SGDClassifier, SGDRegressor, MLPClassifier or MLPRegressor
+        Unfitted or fitted; it is cloned. MLPs need ``solver="sgd"`` or ``"adam"``; each epoch
+        is their minibatches of ``batch_size`` in their own shuffled order.
     X : ndarray of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,)
     epochs : int, optional
         Default: the estimator's ``max_iter``.
     random_state : int, optional
-        Sets the clone's ``random_state`` (the shuffling of each epoch).
+        Sets the clone's ``random_state`` (the shuffling of each epoch, an MLP's initialisation).
 
     Returns
     -------
     trained : estimator
     trajectory : Trajectory
-        One checkpoint per epoch; the learning rate is the mean over the epoch's steps.
+        One checkpoint per epoch, in the layout of the estimator's objective
+        (:func:`~skinfluence.backend.make_objective`). The learning rate is, for SGD models, the
+        mean over the epoch's steps; for MLPs :func:`mlp_learning_rate`.
     """
     model = _seeded_clone(estimator, random_state)
     if getattr(model, "average", False):
@@ -181,9 +213,7 @@ def record_partial_fit(estimator, X, y, *, epochs=None, random_state=None):
     kwargs = {"classes": np.unique(y)} if is_classifier(model) else {}
     thetas, rates = [], []
     for _ in range(epochs or model.max_iter):
-        start = getattr(model, "t_", 1.0)
-        model.partial_fit(X, y, **kwargs)
-        rates.append(sgd_learning_rates(model, np.arange(start, model.t_)).mean())
+        rates.append(_partial_fit_epoch(model, X, y, kwargs))
         objective = make_objective(model, X, y, device="cpu", check_convergence=False)
         thetas.append(objective.theta.clone())
     return model, Trajectory(torch.stack(thetas), rates)
@@ -222,7 +252,8 @@ def record_training(estimator, X, y, *, checkpoints="epoch", seed=None):
         return record_partial_fit(estimator, X, y, random_state=seed)
     raise TypeError(f"{type(estimator).__name__} cannot be trained step by step; training "
                     "trajectories need a skorch net or an estimator with partial_fit "
-                    "(SGDClassifier, SGDRegressor).")
+                    "(SGDClassifier, SGDRegressor, MLPClassifier or MLPRegressor with "
+                    "solver='sgd' or 'adam').")
 
 
 def _seeded_clone(estimator, seed):
