@@ -197,6 +197,11 @@ def _check_rows(X, estimator, name):
         return check_array(X, accept_sparse="csr", dtype=np.float64, input_name=name)
     if not hasattr(X, "shape"):  # a list of rows: an array the preprocessing can index
         X = check_array(X, dtype=None, ensure_all_finite=False, input_name=name)
+    if len(X.shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (one row per sample, one column per feature); got shape "
+            f"{X.shape}. Reshape a single feature with {name}.reshape(-1, 1)."
+        )
     if _num_samples(X) == 0:
         raise ValueError(f"{name} has no rows; pass at least one row.")
     return X

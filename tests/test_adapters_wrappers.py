@@ -237,3 +237,11 @@ def test_missing_value_in_a_data_frame_is_named_after_the_preprocessing():
         skinfluence.influence(pipe, X, y, Xte[["bmi", "age", "sex", "smoker"]], yte)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         skinfluence.influence(pipe, X, y[:-1], Xte, yte)
+    with pytest.raises(ValueError, match="X_test has no rows"):
+        skinfluence.influence(pipe, X, y, Xte.iloc[:0], yte[:0])
+    numbers = X[["age", "bmi"]].to_numpy()
+    numeric = make_pipeline(StandardScaler(), _logistic()).fit(numbers, y)
+    with pytest.raises(ValueError, match="X_test has 1 features but the training data has 2"):
+        skinfluence.influence(numeric, numbers, y, Xte[["age"]].to_numpy(), yte)
+    with pytest.raises(ValueError, match="X_test must be 2-D"):
+        skinfluence.influence(numeric, numbers, y, Xte["age"].to_numpy(), yte)
