@@ -23,10 +23,15 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import (
+    _num_samples,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+)
 
 from .backend.device import DEVICE_TYPES
-from .backend.registry import find_adapter
+from .backend.registry import find_adapter, unwrap_model
 
 
 class DeviceOption(Options):
@@ -177,15 +182,40 @@ def _check_target(y, name):
     return y
 
 
+def _check_rows(X, estimator, name):
+    """Rows for ``estimator``: float64 (dense, or sparse CSR) without NaN/inf, or, when the
+    estimator's own preprocessing (a Pipeline's steps) turns them into numbers, as given.
+
+    The preprocessing may take what a float array cannot hold (a data frame with string
+    columns, missing values it imputes); its output is checked where it is applied
+    (:func:`skinfluence.backend.wrappers.pipeline_view`). Either way, with ``estimator`` a data
+    frame's columns are checked against ``feature_names_in_``, and ``X`` needs a row.
+    """
+    if estimator is not None:
+        check_feature_names(estimator, X, name)
+    if estimator is None or not unwrap_model(estimator).transforms_rows:
+        return check_array(X, accept_sparse="csr", dtype=np.float64, input_name=name)
+    if not hasattr(X, "shape"):  # a list of rows: an array the preprocessing can index
+        X = check_array(X, dtype=None, ensure_all_finite=False, input_name=name)
+    if len(X.shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (one row per sample, one column per feature); got shape "
+            f"{X.shape}. Reshape a single feature with {name}.reshape(-1, 1)."
+        )
+    if _num_samples(X) == 0:
+        raise ValueError(f"{name} has no rows; pass at least one row.")
+    return X
+
+
 def check_training_data(X, y, sample_weight=None, estimator=None):
     """Validated training data: float64 ``X`` (dense, or sparse CSR for the linear models)
     without NaN/inf, matching lengths.
 
-    With ``estimator``, a data frame's columns are checked against ``feature_names_in_``.
+    With ``estimator``, a data frame's columns are checked against ``feature_names_in_``; an
+    estimator that preprocesses its rows (a Pipeline) gets ``X`` as given (see
+    :func:`_check_rows`).
     """
-    if estimator is not None:
-        check_feature_names(estimator, X, "X")
-    X = check_array(X, accept_sparse="csr", dtype=np.float64, input_name="X")
+    X = _check_rows(X, estimator, "X")
     if y is None:
         raise ValueError("y is required: pass the training targets the model was fitted on.")
     y = _check_target(y, "y")
@@ -200,10 +230,9 @@ def check_training_data(X, y, sample_weight=None, estimator=None):
 
 
 def check_test_data(X_test, y_test, n_features, estimator=None, names=("X_test", "y_test")):
-    """Validated evaluation rows with the training feature count (and column names)."""
-    if estimator is not None:
-        check_feature_names(estimator, X_test, names[0])
-    X_test = check_array(X_test, accept_sparse="csr", dtype=np.float64, input_name=names[0])
+    """Validated evaluation rows with the training feature count (and column names), converted
+    as :func:`check_training_data` converts ``X``."""
+    X_test = _check_rows(X_test, estimator, names[0])
     if X_test.shape[1] != n_features:
         raise ValueError(
             f"{names[0]} has {X_test.shape[1]} features but the training data has "

@@ -174,3 +174,74 @@ def test_leave_one_out_of_a_pipeline_passes_sample_weight_to_its_model(unscaled)
 
 def _log_losses(model, X, y):
     return -np.log(model.predict_proba(X)[np.arange(len(y)), y])
+
+
+def _insurance_frame(n=150, seed=0):
+    """A seeded frame like a user's: two string columns, two numeric ones, binary labels."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"sex": rng.choice(["female", "male"], n),
+                          "smoker": rng.choice(["yes", "no", "former"], n),
+                          "age": rng.normal(45, 12, n), "bmi": rng.normal(27, 4, n)})
+    logit = (0.8 * (frame.sex == "male") + 1.2 * (frame.smoker == "yes")
+             + 0.05 * (frame.age - 45) + 0.1 * (frame.bmi - 27) - 0.5)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).to_numpy().astype(int)
+    return frame.iloc[:120], y[:120], frame.iloc[120:], y[120:]
+
+
+def _frame_pipeline():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    columns = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"),
+                                  ["sex", "smoker"]),
+                                 ("num", StandardScaler(), ["age", "bmi"])])
+    return make_pipeline(columns, _logistic())
+
+
+def test_influence_of_a_column_transformer_pipeline_on_a_data_frame():
+    X, y, Xte, yte = _insurance_frame()
+    pipe = _frame_pipeline().fit(X, y)
+    effects = skinfluence.influence(pipe, X, y, Xte, yte)
+    Z, Zte = pipe[:-1].transform(X), pipe[:-1].transform(Xte)
+    on_matrices = skinfluence.influence(pipe[-1], Z, y, Zte, yte)
+    assert effects.shape == (120, 30) and np.abs(on_matrices).max() > 1e-3
+    np.testing.assert_allclose(effects, on_matrices, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(skinfluence.self_influence(pipe, X, y),
+                               skinfluence.self_influence(pipe[-1], Z, y), rtol=0, atol=1e-8)
+
+
+def test_leave_one_out_refits_a_column_transformer_pipeline_on_a_data_frame():
+    X, y, Xte, yte = _insurance_frame()
+    pipe = _frame_pipeline().fit(X, y)
+    rows = [0, 1, 2]
+    effects = skinfluence.leave_one_out(pipe, X, y, Xte, yte, indices=rows)
+    expected = []
+    for i in rows:  # by hand: the whole Pipeline (encoder, scaler, model) refitted without row i
+        keep = np.arange(len(X)) != i
+        refit = _frame_pipeline().fit(X[keep], y[keep])
+        expected.append(_log_losses(refit, Xte, yte) - _log_losses(pipe, Xte, yte))
+    assert np.abs(expected).max() > 1e-4
+    np.testing.assert_allclose(effects, expected, rtol=1e-6, atol=1e-10)
+
+
+def test_missing_value_in_a_data_frame_is_named_after_the_preprocessing():
+    X, y, Xte, yte = _insurance_frame()
+    pipe = _frame_pipeline().fit(X, y)
+    missing = X.copy()
+    missing.loc[X.index[3], "bmi"] = np.nan
+    with pytest.raises(ValueError, match="Pipeline's preprocessing .* not finite.*SimpleImputer"):
+        skinfluence.influence(pipe, missing, y, Xte, yte)
+    with pytest.raises(ValueError, match="X_test has the same columns in another order"):
+        skinfluence.influence(pipe, X, y, Xte[["bmi", "age", "sex", "smoker"]], yte)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        skinfluence.influence(pipe, X, y[:-1], Xte, yte)
+    with pytest.raises(ValueError, match="X_test has no rows"):
+        skinfluence.influence(pipe, X, y, Xte.iloc[:0], yte[:0])
+    numbers = X[["age", "bmi"]].to_numpy()
+    numeric = make_pipeline(StandardScaler(), _logistic()).fit(numbers, y)
+    with pytest.raises(ValueError, match="X_test has 1 features but the training data has 2"):
+        skinfluence.influence(numeric, numbers, y, Xte[["age"]].to_numpy(), yte)
+    with pytest.raises(ValueError, match="X_test must be 2-D"):
+        skinfluence.influence(numeric, numbers, y, Xte["age"].to_numpy(), yte)

@@ -186,6 +186,13 @@ class ModelView:
         self.row_counts = row_counts
         self.refit = refit
 
+    @property
+    def transforms_rows(self):
+        """Whether the user's rows are transformed before they reach the model (a Pipeline's
+        preprocessing): then they may be any input that preprocessing takes, e.g. a data frame
+        with string columns."""
+        return self.transform is not _identity
+
 
 def register_wrapper(model_type, unwrap=None):
     """Register how to see through a fitted meta-estimator of ``model_type``.

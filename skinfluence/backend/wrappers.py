@@ -50,9 +50,27 @@ def pipeline_view(pipeline):
     def transform(X):
         for step in transformers:  # samplers act at fit time only, as in Pipeline.predict
             X = step.transform(X)
-        return dense_rows(X)
+        return _model_rows(X, final)
 
     return ModelView(final, transform, row_counts=row_counts)
+
+
+def _model_rows(X, final):
+    """The preprocessed rows as a float64 ndarray, or an error naming the Pipeline's step.
+
+    The user's rows are checked only after the preprocessing (they may hold strings or missing
+    values that it encodes or imputes); what reaches the model must be finite numbers.
+    """
+    try:
+        X = dense_rows(X)
+    except ValueError as err:
+        raise ValueError(
+            f"The Pipeline's preprocessing gives {type(final).__name__} rows that are not finite "
+            f"numbers ({' '.join(str(err).split())}). Impute or drop missing values (e.g. add a "
+            "SimpleImputer to the Pipeline) and encode string columns (OneHotEncoder in a "
+            "ColumnTransformer)."
+        ) from err
+    return X
 
 
 def weight_fit_params(model, sample_weight):

@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils import _safe_indexing
 from tqdm.auto import tqdm
 
 from .._validation import (
@@ -33,7 +34,7 @@ def refit_without(estimator, X, y, sample_weight, keep, warm_start=False):
     else:
         model = clone(estimator)
     weights = None if sample_weight is None else sample_weight[keep]
-    return model.fit(X[keep], y[keep], **weight_fit_params(model, weights))
+    return model.fit(_safe_indexing(X, keep), y[keep], **weight_fit_params(model, weights))
 
 
 @public("X", "y", "X_test", "y_test", "target", "indices", "sample_weight", "warm_start",
@@ -93,7 +94,7 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
         keep = np.ones(len(X), dtype=bool)
         keep[i] = False
         model = refit_without(refitted, X, y, sample_weight, keep, warm_start)
-        objective = make_objective(model, X[keep], y[keep], None, device=device,
+        objective = make_objective(model, _safe_indexing(X, keep), y[keep], None, device=device,
                                    check_convergence=False)
         return (Target(objective, X_test, y_test, target).values(objective.theta)
                 - reference).detach().cpu().numpy()
