@@ -47,7 +47,7 @@ def _unpenalised(objective):
 
 def check_stationary(objective, name):
     """Warn when ``theta`` is not a stationary point of the training objective on its data."""
-    norm = objective.gradient_norm()
+    norm = objective.gradient_norm(refine_above=CONVERGENCE_TOL)
     if norm > CONVERGENCE_TOL:
         _warn(
             f"{name} does not look converged on this data: the gradient of its training "
