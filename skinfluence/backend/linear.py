@@ -194,7 +194,7 @@ class LinearObjective(Objective):
         ``H = L L^T``: ``J_i L^-T`` is one product through ``X``, no per-row gradient."""
         W = self.jacobian_times(X, inverse_factor.T)  # (c, K, p)
         if self.n_outputs == 1:
-            return torch.linalg.vecdot(W[:, 0], W[:, 0])[:, None, None]
+            return torch.einsum("ip,ip->i", W[:, 0], W[:, 0])[:, None, None]
         return torch.einsum("ckp,clp->ckl", W, W)
 
     def scaled_output_derivatives(self, rows):

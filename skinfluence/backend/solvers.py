@@ -82,8 +82,9 @@ class CholeskySolver:
 
 
 def _column_dots(A, B):
-    """``(A * B).sum(0)``: the dot products of matching columns."""
-    return torch.linalg.vecdot(A, B, dim=0)
+    """``(A * B).sum(0)``: the dot products of matching columns (einsum: several times faster
+    than ``torch.linalg.vecdot`` on the CPU)."""
+    return torch.einsum("ij,ij->j", A, B)
 
 
 def quadratic_forms(solver, G):
@@ -95,7 +96,7 @@ def quadratic_forms(solver, G):
     """
     if isinstance(solver, CholeskySolver):
         W = G @ solver.inverse_factor().T  # rows L^-1 g_i
-        return torch.linalg.vecdot(W, W)
+        return torch.einsum("ij,ij->i", W, W)
     return (G * solver.solve(G.T).T).sum(1)
 
 
