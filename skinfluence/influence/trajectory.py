@@ -36,8 +36,9 @@ def _dots(A, tests, paired):
     return torch.einsum("rk,rk->r", A, tests).unsqueeze(1)  # 6x faster than (A * tests).sum(1)
 
 
-def _row_chunks(objective, width):
-    return objective.chunks(objective.n_rows, 2 * width)
+def _row_chunks(objective):
+    # per-row gradients are formed at full width before any projection: size chunks by p
+    return objective.chunks(objective.n_rows, 2 * objective.n_params)
 
 
 def _test_grads(objective, theta, tests, projection):
@@ -79,14 +80,13 @@ def tracin(objective, trajectory, tests=None, *, similarity="dot", projection=No
                          "summed learning rate); use similarity='dot' for self-influence.")
     normalise = _unit if similarity == "cosine" else (lambda G: G)
     theta0 = objective.theta
-    width = theta0.numel() if projection is None else projection.shape[1]
     out = None
     for theta, lr in trajectory:
         theta = theta.to(device=theta0.device, dtype=theta0.dtype)
         T = _test_grads(objective, theta, tests, projection)
         T = None if T is None else normalise(T)
         parts = []
-        for s in _row_chunks(objective, width):
+        for s in _row_chunks(objective):
             G = normalise(_grads(objective, theta, objective.X[s], objective.y[s], projection))
             parts.append(_dots(G, G if T is None else T, T is None))
         step = lr * torch.cat(parts)
@@ -129,9 +129,8 @@ def _batch_means(objective, theta, requests, tests, projection):
         member[batch[:B]] = 1.0
         prepared.append((Gb[:B].sum(0, keepdim=True), Gb[B:], member, with_row, B,
                          id(test_theta)))
-    width = theta.numel() if projection is None else projection.shape[1]
     out = [[] for _ in requests]
-    for s in _row_chunks(objective, width):
+    for s in _row_chunks(objective):
         G = _grads(objective, theta, objective.X[s], objective.y[s], projection)
         chunk_tests = full_tests if not paired else {
             key: G if t is theta else _grads(objective, t, objective.X[s], objective.y[s],
