@@ -4,13 +4,16 @@ Models are looked up with ``find_adapter(model, kind="cox")``; Pipelines and sea
 through with :func:`skinfluence.backend.unwrap_model`, as for every other model.
 """
 
-import sys
-
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ..backend.registry import find_adapter, register_adapter, unwrap_model
+from ..backend.registry import (
+    find_adapter,
+    register_adapter,
+    register_when_imported,
+    unwrap_model,
+)
 from ._cox import CoxRegression
 
 
@@ -91,21 +94,23 @@ def _lifelines_adapter(estimator, X):
     return CoxObjective(_cox_regression(alpha, "efron", estimator.params_.to_numpy()))
 
 
-def _register_installed():
-    """Register the adapters of the survival libraries the user has imported.
+def _register_sksurv():
+    from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 
-    A fitted scikit-survival or lifelines model implies its library is imported, so checking
-    ``sys.modules`` registers what is needed without importing either here.
-    """
-    if "sksurv" in sys.modules:
-        from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
+    register_adapter(CoxPHSurvivalAnalysis, _coxph_adapter, kind="cox")
+    register_adapter(CoxnetSurvivalAnalysis, _coxnet_adapter, kind="cox")
 
-        register_adapter(CoxPHSurvivalAnalysis, _coxph_adapter, kind="cox")
-        register_adapter(CoxnetSurvivalAnalysis, _coxnet_adapter, kind="cox")
-    if "lifelines" in sys.modules:
-        from lifelines import CoxPHFitter
 
-        register_adapter(CoxPHFitter, _lifelines_adapter, kind="cox")
+def _register_lifelines():
+    from lifelines import CoxPHFitter
+
+    register_adapter(CoxPHFitter, _lifelines_adapter, kind="cox")
+
+
+# A fitted scikit-survival or lifelines model implies its library is imported: the registry
+# registers these adapters on the first lookup after that, without importing either here.
+register_when_imported("sksurv", _register_sksurv)
+register_when_imported("lifelines", _register_lifelines)
 
 
 def cox_objective(estimator, X):
@@ -124,7 +129,6 @@ def cox_objective(estimator, X):
     X_model : ndarray of shape (n_samples, n_model_features)
         ``X`` after the Pipeline's preprocessing (``X`` itself for a bare model).
     """
-    _register_installed()
     view = unwrap_model(estimator)
     if view.row_counts is not None:
         raise ValueError("Pipelines with a sampler are not supported for Cox models.")
@@ -134,7 +138,6 @@ def cox_objective(estimator, X):
 
 def check_cox_model(estimator):
     """Raise a clear TypeError unless a Cox adapter is registered for ``estimator``'s model."""
-    _register_installed()
     find_adapter(unwrap_model(estimator).estimator, kind="cox")
 
 
