@@ -23,6 +23,7 @@ from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .backend.trajectory import is_skorch_net
+from .backend.wrappers import weight_fit_params
 from .influence.first_order import influence_function, influence_value, self_influence
 from .influence.local import fi_util
 from .influence.newton import newton_effects
@@ -61,8 +62,8 @@ class _Split:
     @cached_property
     def objective(self):
         train, sw = self.train, self._weights(self.train)
-        kwargs = {} if sw is None else {"sample_weight": sw}
-        model = clone(self.estimator).fit(self.X[train], self.y[train], **kwargs)
+        model = clone(self.estimator).fit(self.X[train], self.y[train],
+                                          **weight_fit_params(self.estimator, sw))
         params = self.options["params"]
         extra = {} if params == "all" else {"params": params}
         return make_objective(model, self.X[train], self.y[train], sw,
@@ -296,8 +297,8 @@ def resolve_method(method, estimator):
 
 
 def _fit_kept(estimator, X, y, sample_weight, keep):
-    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
-    return clone(estimator).fit(X[keep], y[keep], **kwargs)
+    weights = None if sample_weight is None else sample_weight[keep]
+    return clone(estimator).fit(X[keep], y[keep], **weight_fit_params(estimator, weights))
 
 
 def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,

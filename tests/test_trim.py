@@ -189,3 +189,15 @@ def test_skorch_nets_default_to_tracin_and_it_finds_flipped_rows(noisy_cancer):
                         tol=None, random_state=0)
     trimmer = InfluenceTrimmer(sgd, method="tracin", budget=0.1, random_state=0).fit(X, y)
     assert flipped[trimmer.removed_].mean() > 0.6
+
+
+def test_pipeline_estimator_gets_sample_weight_in_its_last_step(noisy_cancer):
+    X, y, _, _, _ = noisy_cancer
+    weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    pipe = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+    trimmer = InfluenceTrimmer(pipe, budget=10, random_state=0).fit(X, y, sample_weight=weights)
+    keep = trimmer.support_
+    by_hand = clone(pipe).fit(X[keep], y[keep], model__sample_weight=weights[keep])
+    unweighted = clone(pipe).fit(X[keep], y[keep])
+    np.testing.assert_allclose(trimmer.estimator_[-1].coef_, by_hand[-1].coef_, rtol=1e-8)
+    assert not np.allclose(unweighted[-1].coef_, by_hand[-1].coef_, rtol=1e-3)

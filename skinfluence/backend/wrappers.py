@@ -18,6 +18,7 @@ held fixed as fitted:
 """
 
 import numpy as np
+from sklearn import get_config
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import Pipeline
@@ -76,12 +77,13 @@ def _model_rows(X, final):
 def weight_fit_params(model, sample_weight):
     """The ``fit`` keyword that hands ``sample_weight`` to ``model``'s final estimator.
 
-    A Pipeline takes it as ``<last step>__sample_weight`` (without metadata routing enabled),
-    as scikit-learn's ``Pipeline.fit`` documents.
+    A Pipeline takes it as ``<last step>__sample_weight`` when metadata routing is off, as
+    scikit-learn's ``Pipeline.fit`` documents; with routing on, as ``sample_weight`` (routed to
+    the steps that request it).
     """
     if sample_weight is None:
         return {}
-    if isinstance(model, Pipeline):
+    if isinstance(model, Pipeline) and not get_config()["enable_metadata_routing"]:
         return {f"{model.steps[-1][0]}__sample_weight": sample_weight}
     return {"sample_weight": sample_weight}
 
