@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._delegation import estimator_has
 from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import make_objective, resolve_device
 from .backend.trajectory import random_projection, record_training
@@ -19,10 +20,6 @@ from .influence.trajectory import draw_batches, fine, null_quantile, tracin
 
 #: Batch size B of f-INE's Algorithm 1 for estimators without a ``batch_size`` of their own.
 DEFAULT_BATCH_SIZE = 32
-
-
-def _estimator_has(name):
-    return lambda self: hasattr(self.estimator, name)
 
 
 class TrajectoryInfluence(BaseEstimator):
@@ -256,19 +253,19 @@ class TrajectoryInfluence(BaseEstimator):
         """``X`` with the fitted columns (names and order) and feature count."""
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
-    @available_if(_estimator_has("predict"))
+    @available_if(estimator_has("predict"))
     def predict(self, X):
         """Predictions of ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.predict(self._checked(X))
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(self._checked(X))
 
-    @available_if(_estimator_has("score"))
+    @available_if(estimator_has("score"))
     def score(self, X, y):
         """``estimator_.score(X, y)``."""
         check_is_fitted(self)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
+from ._delegation import estimator_has
 from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
@@ -370,14 +371,6 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     return (budget if helps else 0), evidence
 
 
-def _estimator_has(attr):
-    def check(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, attr)
-        return hasattr(self.estimator, attr)
-    return check
-
-
 class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     """Remove the training rows that look corrupted or harmful, then refit.
 
@@ -649,37 +642,37 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         return (_safe_indexing(X, self.sample_indices_),
                 _safe_indexing(y, self.sample_indices_))
 
-    @available_if(_estimator_has("predict"))
+    @available_if(estimator_has("predict"))
     def predict(self, X):
         """Predict with the refitted ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.predict(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities from the refitted ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("predict_log_proba"))
+    @available_if(estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Class log-probabilities from the refitted ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.predict_log_proba(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(estimator_has("decision_function"))
     def decision_function(self, X):
         """Decision function of the refitted ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.decision_function(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("transform"))
+    @available_if(estimator_has("transform"))
     def transform(self, X):
         """Transform with the refitted ``estimator_``."""
         check_is_fitted(self)
         return self.estimator_.transform(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("score"))
+    @available_if(estimator_has("score"))
     def score(self, X, y, sample_weight=None):
         """Score of the refitted ``estimator_`` (accuracy or R^2 for scikit-learn models)."""
         check_is_fitted(self)
