@@ -7,15 +7,22 @@ import pytest
 import sklearn
 from scipy.stats import spearmanr
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_classification
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skinfluence.backend import make_objective, make_solver
-from skinfluence.influence.noise_count import confident_joint, count_label_issues
+from skinfluence.influence.noise_count import (
+    calibrated_joint,
+    confident_joint,
+    corrected_accuracy,
+    count_label_issues,
+    noise_transition,
+)
 from skinfluence.influence.own_loss import loo_log_proba, loo_losses, own_losses
+from skinfluence import trim
 from skinfluence.trim import InfluenceTrimmer, select_rows
 
 MODEL = LogisticRegression(solver="newton-cholesky", tol=1e-10)
@@ -110,6 +117,38 @@ def test_confident_learning_count_is_exact_on_clear_cases():
     np.testing.assert_array_equal(count_label_issues(proba, proba.argmax(1)), [0, 0])
 
 
+def test_noise_transition_of_the_calibrated_joint_matches_a_plain_loop():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.full(3, 0.5), size=200)
+    labels = np.array([rng.choice(3, p=p) for p in proba])
+    joint, _ = _plain_count(proba, labels)
+    calibrated = joint / joint.sum(1, keepdims=True) * np.bincount(labels)[:, None]
+    np.testing.assert_allclose(calibrated_joint(proba, labels), calibrated, rtol=1e-12)
+    transition = np.array([[calibrated[k, j] / calibrated[:, j].sum() for k in range(3)]
+                           for j in range(3)])
+    np.testing.assert_allclose(noise_transition(calibrated), transition, rtol=1e-12)
+    np.testing.assert_allclose(noise_transition(calibrated).sum(1), 1, rtol=1e-12)
+
+
+def test_corrected_accuracy_is_unbiased_under_class_conditional_noise():
+    # binary labels, class 0 flipped to 1 at 30%, class 1 to 0 at 10%
+    transition = np.array([[0.7, 0.3], [0.1, 0.9]])
+    utility = corrected_accuracy(transition)
+    np.testing.assert_allclose(transition @ utility, np.eye(2), atol=1e-12)
+    rng = np.random.default_rng(0)
+    p = rng.random(400_000)  # P(true class 1 | x) of each row
+    truth = (rng.random(len(p)) < p).astype(int)
+    noisy = np.where(rng.random(len(p)) < transition[truth, 1 - truth], 1 - truth, truth)
+    clean_bayes = (p > 0.5).astype(int)
+    noisy_bayes = (0.9 * p + 0.3 * (1 - p) > 0.5).astype(int)  # what a model of the noise learns
+    for prediction in (clean_bayes, noisy_bayes):
+        estimate = utility[noisy, prediction].mean()
+        assert abs(estimate - (prediction == truth).mean()) < 0.005
+    # on the noisy labels the noise-fitting model looks better; corrected, it is worse
+    assert (noisy_bayes == noisy).mean() > (clean_bayes == noisy).mean() + 0.01
+    assert utility[noisy, clean_bayes].mean() > utility[noisy, noisy_bayes].mean() + 0.01
+
+
 def test_select_rows_per_class_keeps_one_row_of_each_class():
     scores = np.array([9.0, 8, 7, 6, 5, 4, np.nan])
     y = np.array([0, 1, 0, 1, 2, 0, 0])
@@ -136,6 +175,30 @@ def test_auto_budget_tracks_the_flipped_rows_and_helps():
     assert trimmer.auto_evidence_["gain"] > 0 and min(trimmer.auto_evidence_["fold_counts"]) > 0
     assert flipped[trimmer.removed_].mean() > 0.8
     assert trimmer.score(X_test, y_test) > clone(MODEL).fit(X, y).score(X_test, y_test)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_auto_budget_corrects_the_held_out_accuracy_for_class_conditional_noise(monkeypatch):
+    # class 0 flipped to 1 at 30%, class 1 to 0 at 10%: the untrimmed model learns the shift
+    # towards class 1, which the noisy held-out labels share, so the plain held-out accuracy
+    # hides what trimming gains; the backward-corrected accuracy sees it
+    X, y = make_classification(n_samples=800, n_features=20, n_informative=8, random_state=14)
+    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=14)
+    scaler = StandardScaler().fit(X)
+    X, X_test = scaler.transform(X), scaler.transform(X_test)
+    rng = np.random.default_rng(14)
+    noisy = np.where(rng.random(len(y)) < np.where(y == 0, 0.3, 0.1), 1 - y, y)
+    untrimmed = clone(MODEL).fit(X, noisy).score(X_test, y_test)
+    for seed in range(3):  # measured: +9.2 points, 222 rows removed, every seed
+        trimmer = InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy)
+        evidence = trimmer.auto_evidence_
+        assert trimmer.budget_ > 0 and evidence["gain"] > evidence["gain_se"]
+        assert trimmer.score(X_test, y_test) > untrimmed + 0.05
+        assert evidence["noise_transition"][0, 1] > evidence["noise_transition"][1, 0]
+    # the plain held-out accuracy on the noisy labels would have refused to trim
+    monkeypatch.setattr(trim, "corrected_accuracy", lambda transition: np.eye(len(transition)))
+    assert all(InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy).budget_ == 0
+               for seed in range(3))
 
 
 def test_every_class_keeps_a_row():

@@ -6,7 +6,9 @@ labelled j (its mean self-confidence); row i is *confidently* of class ``j*``, t
 class among those whose probability reaches their threshold (none: the row is not counted).
 Counting rows by (given label, confident class) gives the confident joint ``C``; each of its rows
 is rescaled to the number of rows carrying that label (calibration), and the off-diagonal mass
-is the estimated number of mislabelled rows carrying that label.
+is the estimated number of mislabelled rows carrying that label. Its columns, normalised, give
+the noise transition ``T`` (true class -> given label), whose inverse corrects an accuracy
+measured on noisy labels (``corrected_accuracy``).
 """
 
 import numpy as np
@@ -44,6 +46,28 @@ def confident_joint(proba, labels):
     return joint
 
 
+def calibrated_joint(proba, labels):
+    """Estimated joint of given labels and true classes: ``Q[k, j]`` rows labelled k whose
+    true class is j (the confident joint's rows rescaled to the rows carrying each label).
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        Out-of-sample class probabilities of each row.
+    labels : ndarray of int, shape (n_samples,)
+        Given labels as class indices.
+
+    Returns
+    -------
+    ndarray of float, shape (n_classes, n_classes)
+    """
+    joint = confident_joint(proba, labels).astype(float)
+    unseen = joint.sum(1) == 0  # no row of the label is confident: no evidence against it
+    joint[unseen] = np.eye(len(joint))[unseen]
+    carried = np.bincount(labels, minlength=proba.shape[1])
+    return joint / joint.sum(1, keepdims=True) * carried[:, None]
+
+
 def count_label_issues(proba, labels):
     """Estimated mislabelled rows carrying each label: the calibrated confident joint's
     off-diagonal mass, row by row.
@@ -60,11 +84,41 @@ def count_label_issues(proba, labels):
     ndarray of int, shape (n_classes,)
         Entry k: how many of the rows labelled k are estimated to be mislabelled.
     """
-    joint = confident_joint(proba, labels).astype(float)
-    carried = np.bincount(labels, minlength=proba.shape[1])
-    totals = joint.sum(1)
-    kept = np.divide(np.diag(joint), totals, out=np.ones_like(totals), where=totals > 0)
-    return np.round((1 - kept) * carried).astype(int)
+    joint = calibrated_joint(proba, labels)
+    return np.round(joint.sum(1) - np.diag(joint)).astype(int)
+
+
+def noise_transition(joint):
+    """``T[j, k]``: the probability that a row of true class j is labelled k, from a joint
+    of (given label, true class) counts such as :func:`calibrated_joint`'s.
+
+    A class no row is estimated to belong to gets a zero row.
+    """
+    truth = joint.sum(0)
+    return np.divide(joint.T, truth[:, None], out=np.zeros_like(joint.T, dtype=float),
+                     where=truth[:, None] > 0)
+
+
+def corrected_accuracy(transition):
+    """Backward-corrected 0-1 utilities under class-conditional label noise.
+
+    ``U[k, m]`` is the utility of predicting class m for a row *labelled* k; its expectation
+    over the label noise is ``1{m == true class}`` because ``T @ U = I`` (Patrini et al.,
+    2017, Theorem 1: backward correction, ``U = T^-1``; the pseudo-inverse when ``T`` is
+    singular). Averaged over held-out rows with noisy labels it estimates the accuracy on
+    their true labels, where the plain accuracy is biased towards a model that learnt the
+    noise (a class-conditional flip rate shifts the noisy labels towards one class).
+
+    Parameters
+    ----------
+    transition : ndarray of shape (n_classes, n_classes)
+        :func:`noise_transition`'s ``T``.
+
+    Returns
+    -------
+    ndarray of shape (n_classes, n_classes)
+    """
+    return np.linalg.pinv(transition)
 
 
 def count_outliers(residuals, z=OUTLIER_Z):
