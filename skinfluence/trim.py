@@ -5,7 +5,9 @@ from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
+from pandas.api.types import is_numeric_dtype
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.model_selection import (
     RepeatedKFold,
@@ -18,8 +20,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
     check_memory,
+    column_or_1d,
     validate_data,
 )
 from tqdm.auto import tqdm
@@ -85,7 +89,7 @@ class _Split:
         train, sw = self.train, self._weights(self.train)
         params = self.options["params"]
         extra = {} if params == "all" else {"params": params}
-        return make_objective(self.model, self.X[train], self.y[train], sw,
+        return make_objective(self.model, _safe_indexing(self.X, train), self.y[train], sw,
                               device=self.options["device"], **extra)
 
     @cached_property
@@ -96,7 +100,20 @@ class _Split:
         return make_solver(self.objective, solver, damping)
 
     def target(self, kind="mean_loss"):
-        return Target(self.objective, self.X[self.val], self.y[self.val], kind)
+        return Target(self.objective, _safe_indexing(self.X, self.val), self.y[self.val], kind)
+
+
+def passes_through(X):
+    """Whether ``X`` goes to the estimator as it is: a pandas frame with a non-numeric column,
+    which the estimator's own preprocessing (a Pipeline's ``ColumnTransformer``) encodes. Its
+    rows are picked by position."""
+    return isinstance(X, pd.DataFrame) and not all(map(is_numeric_dtype, X.dtypes))
+
+
+def _stacked(X, X_more):
+    if passes_through(X):
+        return pd.concat([X, X_more], ignore_index=True)
+    return np.concatenate([X, X_more])
 
 
 def _numpy(tensor):
@@ -130,7 +147,7 @@ def _fi(split):
         return _numpy(fi_util(objective, curvature, target, rows=torch.as_tensor(rows),
                               svd_rank=rank))
 
-    return forest_ranks(exact, split.X[split.train], np.arange(len(split.train)),
+    return forest_ranks(exact, _safe_indexing(split.X, split.train), np.arange(len(split.train)),
                         o["subsample"], o["rng"], o["n_jobs"])
 
 
@@ -155,8 +172,9 @@ def _valuation(method):
         # survey section 4: retraining-based values on the validation rows; the rows whose
         # value is most negative (their presence lowers the validation score) go first
         o = split.options
-        return -valuation_scores(split.estimator, split.X[split.train], split.y[split.train],
-                                 split.X[split.val], split.y[split.val], method=method,
+        return -valuation_scores(split.estimator, _safe_indexing(split.X, split.train),
+                                 split.y[split.train], _safe_indexing(split.X, split.val),
+                                 split.y[split.val], method=method,
                                  random_state=o["rng"].randint(2**31 - 1), n_jobs=o["n_jobs"])
     return score
 
@@ -168,7 +186,7 @@ def _trajectory(method):
         o = split.options
         run = TrajectoryInfluence(split.estimator, method=method, device=o["device"],
                                   random_state=o["rng"].randint(2**31 - 1))
-        return run.fit(split.X[split.train], split.y[split.train]).self_influence()
+        return run.fit(_safe_indexing(split.X, split.train), split.y[split.train]).self_influence()
     return score
 
 
@@ -221,7 +239,7 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
     scores = np.full(n, np.nan)
     if method not in VALIDATION_METHODS or X_val is not None:
         if X_val is not None:  # score all of X against the given validation rows
-            X, y = np.concatenate([X, X_val]), np.concatenate([y, y_val])
+            X, y = _stacked(X, X_val), np.concatenate([y, y_val])
             if sample_weight is not None:
                 sample_weight = np.concatenate([sample_weight, np.ones(len(X_val))])
         split = _Split(estimator, X, y, sample_weight, np.arange(n), np.arange(n, len(X)),
@@ -321,7 +339,8 @@ def resolve_method(method, estimator):
 
 def _fit_kept(estimator, X, y, sample_weight, keep):
     weights = None if sample_weight is None else sample_weight[keep]
-    return clone(estimator).fit(X[keep], y[keep], **weight_fit_params(estimator, weights))
+    return clone(estimator).fit(_safe_indexing(X, keep), y[keep],
+                                **weight_fit_params(estimator, weights))
 
 
 def _embedded(joint, fold_classes, classes):
@@ -395,7 +414,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
         split = _Split(estimator, X, y, sample_weight, train, rows[:0],
                        {**options, "rng": check_random_state(seed)})
         if method in VALIDATION_METHODS:
-            scores = trim_scores(estimator, X[train], y[train], sw, X_val, y_val,
+            scores = trim_scores(estimator, _safe_indexing(X, train), y[train], sw, X_val, y_val,
                                  method=method, validation_fraction=validation_fraction,
                                  random_state=seed, **options)
         else:
@@ -409,9 +428,10 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
         keep = np.ones(len(train), dtype=bool)
         keep[select_rows(scores, n_remove if classifier else int(n_remove.sum()),
                          y[train] if classifier else None, clip=True)] = False
-        trimmed = _fit_kept(estimator, X[train], y[train], sw, keep)
-        gains[test] += (_row_utilities(trimmed, X[test], y[test], fold_joint, classes)
-                        - _row_utilities(split.model, X[test], y[test], fold_joint, classes))
+        trimmed = _fit_kept(estimator, _safe_indexing(X, train), y[train], sw, keep)
+        X_test = _safe_indexing(X, test)
+        gains[test] += (_row_utilities(trimmed, X_test, y[test], fold_joint, classes)
+                        - _row_utilities(split.model, X_test, y[test], fold_joint, classes))
         visits[test] += 1
     held_out = visits > 0
     gain = gains[held_out] / visits[held_out]  # each row's mean over the repeats
@@ -613,7 +633,9 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or pandas DataFrame of shape (n_samples, n_features)
+            A data frame with text columns goes to the estimator as it is, for its own
+            preprocessing to encode (a Pipeline with a ``ColumnTransformer``).
         y : array-like of shape (n_samples,)
         X_val, y_val : array-like, optional
             Trusted validation rows for the validation methods; otherwise a part of ``X`` is
@@ -634,12 +656,19 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
             )
         if (X_val is None) != (y_val is None):
             raise ValueError("Pass both X_val and y_val, or neither.")
-        # float32 stays float32: skorch modules are float32 by default
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
-                             y_numeric=not is_classifier(self.estimator))
+        if passes_through(X):  # column names and counts checked; the estimator encodes it
+            X, y = validate_data(self, X, y, skip_check_array=True)
+            y = column_or_1d(y)
+            check_consistent_length(X, y)
+        else:  # float32 stays float32: skorch modules are float32 by default
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
+                                 y_numeric=not is_classifier(self.estimator))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        if X_val is not None:
+        if X_val is not None and passes_through(X):
+            X_val, y_val = self._checked(X_val), column_or_1d(y_val)
+            check_consistent_length(X_val, y_val)
+        elif X_val is not None:
             X_val, y_val = check_test_data(X_val, y_val, X.shape[1], self, ("X_val", "y_val"))
         classifier = is_classifier(self.estimator)
         if classifier and len(np.unique(y)) < 2:
@@ -680,6 +709,11 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
             return self.random_state.randint(2**31 - 1)
         return self.random_state
 
+    def _checked(self, X):
+        """``X`` validated against the fitted columns (converted to floats unless it
+        :func:`passes_through`)."""
+        return validate_data(self, X, reset=False, skip_check_array=passes_through(X))
+
     def fit_resample(self, X, y, sample_weight=None):
         """Fit, then return the kept rows (an imbalanced-learn sampler).
 
@@ -702,38 +736,38 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     def predict(self, X):
         """Predict with the refitted ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict(validate_data(self, X, reset=False))
+        return self.estimator_.predict(self._checked(X))
 
     @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities from the refitted ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict_proba(validate_data(self, X, reset=False))
+        return self.estimator_.predict_proba(self._checked(X))
 
     @available_if(estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Class log-probabilities from the refitted ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.predict_log_proba(validate_data(self, X, reset=False))
+        return self.estimator_.predict_log_proba(self._checked(X))
 
     @available_if(estimator_has("decision_function"))
     def decision_function(self, X):
         """Decision function of the refitted ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.decision_function(validate_data(self, X, reset=False))
+        return self.estimator_.decision_function(self._checked(X))
 
     @available_if(estimator_has("transform"))
     def transform(self, X):
         """Transform with the refitted ``estimator_``."""
         check_is_fitted(self)
-        return self.estimator_.transform(validate_data(self, X, reset=False))
+        return self.estimator_.transform(self._checked(X))
 
     @available_if(estimator_has("score"))
     def score(self, X, y, sample_weight=None):
         """Score of the refitted ``estimator_`` (accuracy or R^2 for scikit-learn models)."""
         check_is_fitted(self)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return self.estimator_.score(validate_data(self, X, reset=False), y, **kwargs)
+        return self.estimator_.score(self._checked(X), y, **kwargs)
 
     @property
     def classes_(self):

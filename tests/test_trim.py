@@ -2,15 +2,17 @@
 
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 from sklearn.base import clone
+from sklearn.compose import make_column_transformer
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import skinfluence.trim as trim_module
 from skinfluence.trim import InfluenceTrimmer
@@ -201,3 +203,35 @@ def test_pipeline_estimator_gets_sample_weight_in_its_last_step(noisy_cancer):
     unweighted = clone(pipe).fit(X[keep], y[keep])
     np.testing.assert_allclose(trimmer.estimator_[-1].coef_, by_hand[-1].coef_, rtol=1e-8)
     assert not np.allclose(unweighted[-1].coef_, by_hand[-1].coef_, rtol=1e-3)
+
+
+def test_a_pipeline_takes_a_data_frame_with_text_columns():
+    # the trimmer hands the frame to the Pipeline, whose ColumnTransformer encodes it; with the
+    # preprocessing fitted on all rows the scores are those of the bare model on encoded rows
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=240), "b": rng.normal(size=240),
+                          "c": rng.choice(["x", "y", "z"], 240)})
+    y = (frame.a + (frame.c == "x") + 0.5 * rng.normal(size=240) > 0.5).astype(int).to_numpy()
+    y[:12] = 1 - y[:12]
+    encode = make_column_transformer((StandardScaler(), ["a", "b"]),
+                                     (OneHotEncoder(drop="first"), ["c"]))
+    model = LogisticRegression(tol=1e-10)
+    frame_val, y_val = frame.iloc[200:], y[200:]
+    frame, y = frame.iloc[:200], y[:200]
+    encoded = clone(encode).fit(frame)
+    for method, val in (("loo_loss", {}), ("newton", {"X_val": frame_val, "y_val": y_val})):
+        piped = InfluenceTrimmer(make_pipeline(encode, model), method=method, budget=10,
+                                 random_state=0).fit(frame, y, **val)
+        numeric_val = ({} if not val else
+                       {"X_val": encoded.transform(frame_val), "y_val": y_val})
+        bare = InfluenceTrimmer(model, method=method, budget=10, random_state=0).fit(
+            encoded.transform(frame), y, **numeric_val)
+        np.testing.assert_allclose(piped.scores_, bare.scores_, rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(piped.removed_, bare.removed_)
+        np.testing.assert_array_equal(piped.predict(frame_val),
+                                      bare.predict(encoded.transform(frame_val)))
+    assert list(piped.feature_names_in_) == ["a", "b", "c"]
+    auto = InfluenceTrimmer(make_pipeline(encode, model), random_state=0).fit(frame, y)
+    assert auto.budget_ == len(auto.removed_) and auto.score(frame_val, y_val) > 0.7
+    with pytest.raises(ValueError, match="feature names"):
+        auto.predict(frame_val.rename(columns={"c": "d"}))
