@@ -15,6 +15,7 @@ from sklearn.model_selection import (
     check_cv,
     train_test_split,
 )
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -29,7 +30,12 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from ._delegation import estimator_has
-from ._validation import DeviceOption, check_classifier_target, check_test_data
+from ._validation import (
+    DeviceOption,
+    check_classifier_target,
+    check_feature_names,
+    check_test_data,
+)
 from .backend import CholeskySolver, make_objective, make_solver
 from .backend.kfac import KFACSolver
 from .backend.trajectory import is_skorch_net
@@ -103,15 +109,18 @@ class _Split:
         return Target(self.objective, _safe_indexing(self.X, self.val), self.y[self.val], kind)
 
 
-def passes_through(X):
-    """Whether ``X`` goes to the estimator as it is: a pandas frame with a non-numeric column,
-    which the estimator's own preprocessing (a Pipeline's ``ColumnTransformer``) encodes. Its
-    rows are picked by position."""
-    return isinstance(X, pd.DataFrame) and not all(map(is_numeric_dtype, X.dtypes))
+def passes_through(X, estimator):
+    """Whether ``X`` goes to ``estimator`` as it is: a pandas frame with a non-numeric column,
+    or any frame for a Pipeline, whose preprocessing (a ``ColumnTransformer``) may select
+    columns by name and encode them. Its rows are picked by position; the estimator validates
+    its values."""
+    if not isinstance(X, pd.DataFrame):
+        return False
+    return isinstance(estimator, Pipeline) or not all(map(is_numeric_dtype, X.dtypes))
 
 
 def _stacked(X, X_more):
-    if passes_through(X):
+    if isinstance(X, pd.DataFrame):
         return pd.concat([X, X_more], ignore_index=True)
     return np.concatenate([X, X_more])
 
@@ -656,7 +665,7 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
             )
         if (X_val is None) != (y_val is None):
             raise ValueError("Pass both X_val and y_val, or neither.")
-        if passes_through(X):  # column names and counts checked; the estimator encodes it
+        if passes_through(X, self.estimator):  # names and counts checked; it encodes X
             X, y = validate_data(self, X, y, skip_check_array=True)
             y = column_or_1d(y)
             check_consistent_length(X, y)
@@ -665,7 +674,8 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
                                  y_numeric=not is_classifier(self.estimator))
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        if X_val is not None and passes_through(X):
+        if X_val is not None and passes_through(X, self.estimator):
+            check_feature_names(self, X_val, "X_val")
             X_val, y_val = self._checked(X_val), column_or_1d(y_val)
             check_consistent_length(X_val, y_val)
         elif X_val is not None:
@@ -712,7 +722,8 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
     def _checked(self, X):
         """``X`` validated against the fitted columns (converted to floats unless it
         :func:`passes_through`)."""
-        return validate_data(self, X, reset=False, skip_check_array=passes_through(X))
+        return validate_data(self, X, reset=False,
+                             skip_check_array=passes_through(X, self.estimator))
 
     def fit_resample(self, X, y, sample_weight=None):
         """Fit, then return the kept rows (an imbalanced-learn sampler).

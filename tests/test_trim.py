@@ -235,3 +235,9 @@ def test_a_pipeline_takes_a_data_frame_with_text_columns():
     assert auto.budget_ == len(auto.removed_) and auto.score(frame_val, y_val) > 0.7
     with pytest.raises(ValueError, match="feature names"):
         auto.predict(frame_val.rename(columns={"c": "d"}))
+    # an all-numeric frame reaches a Pipeline as a frame too: its columns are picked by name
+    by_name = make_pipeline(make_column_transformer((StandardScaler(), ["b", "a"])), model)
+    numeric = InfluenceTrimmer(by_name, budget=5).fit(frame[["a", "b"]], y)
+    bare = InfluenceTrimmer(model, budget=5).fit(
+        StandardScaler().fit_transform(frame[["b", "a"]]), y)
+    np.testing.assert_allclose(numeric.scores_, bare.scores_, rtol=1e-6, atol=1e-9)
