@@ -19,7 +19,8 @@ Tables (means over seeds):
 2. End to end, clean test accuracy (%): untrimmed; the default trimmer (``budget="auto"``, no
    tuning); the default method inside ``GridSearchCV`` over ``budget`` in {0, .05, .1, .2};
    cleanlab's ``CleanLearning`` with the same model. A "none" column repeats the comparison
-   without label noise.
+   without label noise. Then the wall time of one fit of each, and the default trimmer's as a
+   multiple of ``CleanLearning``'s, measured in the same cells.
 
 3. Detection with a skorch MLP that memorises the noise (breast_cancer, uniform noise; 32 tanh
    units trained full-batch to 100% training accuracy): in-sample loss, self-influence and the
@@ -29,7 +30,7 @@ Tables (means over seeds):
 cleanlab and skorch are benchmark extras, not dependencies of skinfluence.
 
 Run: ``python benchmarks/bench_trim.py`` (5 seeds, cells in parallel over ``--n-jobs``; about
-25 minutes on 2 cores) or ``--quick`` (1 seed, 3 datasets, no MLP).
+3 minutes on 2 cores) or ``--quick`` (1 seed, 3 datasets, no MLP).
 """
 
 import argparse
@@ -148,18 +149,25 @@ def cell(name, kind, seed, memory):
         folds = StratifiedKFold(5, shuffle=True, random_state=seed)
         oof = cross_val_predict(MODEL, X_train, y_noisy, cv=folds, method="predict_proba")
         auroc["cleanlab"] = roc_auc_score(flipped, -get_label_quality_scores(y_noisy, oof))
-    accuracy["untrimmed"] = clone(MODEL).fit(X_train, y_noisy).score(X_test, y_test)
-    default = InfluenceTrimmer(MODEL, memory=memory, random_state=seed).fit(X_train, y_noisy)
-    accuracy["default (auto)"] = default.score(X_test, y_test)
-    search = GridSearchCV(InfluenceTrimmer(MODEL, memory=memory, random_state=seed),
-                          {"budget": GRID}, cv=5).fit(X_train, y_noisy)
-    accuracy["GridSearchCV"] = search.score(X_test, y_test)
-    clean = CleanLearning(clone(MODEL), seed=seed, cv_n_folds=5, verbose=False,
-                          find_label_issues_kwargs={"n_jobs": 1})  # no pool inside a worker
-    accuracy["CleanLearning"] = clean.fit(X_train, y_noisy).score(X_test, y_test)
+    seconds = {}
+
+    def timed(name, estimator):  # fitted in this worker, no cache: wall time of one fit
+        start = time.perf_counter()
+        estimator.fit(X_train, y_noisy)
+        seconds[name] = time.perf_counter() - start
+        accuracy[name] = estimator.score(X_test, y_test)
+        return estimator
+
+    timed("untrimmed", clone(MODEL))
+    default = timed("default (auto)", InfluenceTrimmer(MODEL, random_state=seed))
+    timed("GridSearchCV", GridSearchCV(InfluenceTrimmer(MODEL, memory=memory, random_state=seed),
+                                       {"budget": GRID}, cv=5))
+    clean = timed("CleanLearning", CleanLearning(clone(MODEL), seed=seed, cv_n_folds=5,
+                                                 verbose=False,  # no pool inside a worker:
+                                                 find_label_issues_kwargs={"n_jobs": 1}))
     removed = {"flips": int(flipped.sum()), "auto": default.budget_,
                "CleanLearning": int(clean.label_issues_mask.sum())}
-    return auroc, accuracy, removed
+    return auroc, accuracy, removed, seconds
 
 
 def mlp(seed, n_features):
@@ -260,6 +268,19 @@ def main():
                 for name in names for kind in KINDS]
         print(f"{method}: more than 0.3 points below untrimmed in {sum(g < -0.3 for g in gaps)} "
               f"of {len(gaps)} noisy cells (worst {min(gaps):+.2f}); mean {np.mean(gaps):+.2f}")
+    print("Wall time of one fit (s, mean over seeds and noise kinds, 1 core each; GridSearchCV "
+          "reuses cached scores), and the default trimmer's as a multiple of CleanLearning's\n")
+    print("| dataset | untrimmed | default (auto) | GridSearchCV | CleanLearning | default / "
+          "CleanLearning |")
+    print("|---|---|---|---|---|---|")
+    ratios = []
+    for name in names:
+        rows = [r for kind in KINDS for r in results[name, kind]]
+        mean = {c: np.mean([r[3][c] for r in rows]) for c in columns}
+        ratios.append(mean["default (auto)"] / mean["CleanLearning"])
+        print(f"| {name} | " + " | ".join(f"{mean[c]:.2f}" for c in columns)
+              + f" | {ratios[-1]:.1f}x |")
+    print(f"\ndefault / CleanLearning: {min(ratios):.1f}x to {max(ratios):.1f}x\n")
     margins = [np.mean([r[0]["loo_loss"] - r[0]["cleanlab"] for r in results[name, kind]])
                for name in names for kind in KINDS]
     print(f"loo_loss AUROC minus cleanlab's: min {min(margins):+.4f} over {len(margins)} cells\n")
