@@ -46,6 +46,7 @@ from .influence.newton import newton_effects
 from .influence.noise_count import (
     calibrated_joint,
     corrected_accuracy,
+    count_label_issues,
     count_outliers,
     noise_transition,
 )
@@ -294,8 +295,8 @@ def estimate_noise(split):
     objective = split.objective
     if objective.is_classifier:
         proba = np.exp(_numpy(loo_log_proba(objective, split.curvature)))
-        joint = calibrated_joint(proba, _numpy(objective.y).astype(int))
-        return np.round(joint.sum(1) - np.diag(joint)).astype(int), joint
+        labels = _numpy(objective.y).astype(int)
+        return count_label_issues(proba, labels), calibrated_joint(proba, labels)
     residuals = _numpy(objective.y) - _numpy(loo_outputs(objective, split.curvature))[:, 0]
     return np.array([count_outliers(residuals)]), None
 
