@@ -25,12 +25,13 @@ Tables (means over seeds):
 3. Detection with a skorch MLP that memorises the noise (breast_cancer, uniform noise; 32 tanh
    units trained full-batch to 100% training accuracy): in-sample loss, self-influence and the
    leave-one-out loss over all parameters or the last layer (``params="last"``), against
-   cleanlab on the same network's out-of-fold probabilities.
+   cleanlab on the same network's out-of-fold probabilities; then the same network end to end:
+   untrimmed, the default trimmer (TracIn scores, automatic budget) and ``CleanLearning``.
 
 cleanlab and skorch are benchmark extras, not dependencies of skinfluence.
 
 Run: ``python benchmarks/bench_trim.py`` (5 seeds, cells in parallel over ``--n-jobs``; about
-3 minutes on 2 cores) or ``--quick`` (1 seed, 3 datasets, no MLP).
+7 minutes on 2 cores, most of it the MLP) or ``--quick`` (1 seed, 3 datasets, no MLP).
 """
 
 import argparse
@@ -185,10 +186,14 @@ def mlp(seed, n_features):
 
 
 def mlp_cell(seed):
-    """Detection AUROCs of the network's scores and of cleanlab, one seed."""
+    """Detection AUROCs of the network's scores and of cleanlab, and the end-to-end accuracy,
+    rows removed and fit time of the untrimmed net, the default trimmer and CleanLearning."""
+    warnings.filterwarnings("ignore")
     X, y = load_breast_cancer(return_X_y=True)
-    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    X_train = StandardScaler().fit_transform(X_train)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=seed)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     y_noisy, flipped = corrupt(X_train, y_train, "uniform", np.random.default_rng(seed))
     net = mlp(seed, X.shape[1]).fit(X_train, y_noisy)
     scores = {"train accuracy": (net.predict(X_train) == y_noisy).mean()}
@@ -207,7 +212,20 @@ def mlp_cell(seed):
     oof = cross_val_predict(mlp(seed, X.shape[1]), X_train, y_noisy, cv=folds,
                             method="predict_proba")
     scores["cleanlab"] = -get_label_quality_scores(y_noisy, oof)
-    return {k: v if np.ndim(v) == 0 else roc_auc_score(flipped, v) for k, v in scores.items()}
+    auroc = {k: v if np.ndim(v) == 0 else roc_auc_score(flipped, v) for k, v in scores.items()}
+    end_to_end = {}
+    for name, model in (("untrimmed", mlp(seed, X.shape[1])),
+                        ("default (auto)", InfluenceTrimmer(mlp(seed, X.shape[1]),
+                                                            random_state=seed)),
+                        ("CleanLearning", CleanLearning(mlp(seed, X.shape[1]), seed=seed,
+                                                        cv_n_folds=5, verbose=False,
+                                                        find_label_issues_kwargs={"n_jobs": 1}))):
+        start = time.perf_counter()
+        model.fit(X_train, y_noisy)
+        removed = (getattr(model, "budget_", None) if name != "CleanLearning"
+                   else int(model.label_issues_mask.sum()))
+        end_to_end[name] = (model.score(X_test, y_test), time.perf_counter() - start, removed)
+    return auroc, end_to_end, int(flipped.sum())
 
 
 def main():
@@ -285,13 +303,26 @@ def main():
                for name in names for kind in KINDS]
     print(f"loo_loss AUROC minus cleanlab's: min {min(margins):+.4f} over {len(margins)} cells\n")
     if not args.quick:
-        cells = [mlp_cell(seed) for seed in seeds]
+        outcomes = Parallel(n_jobs=args.n_jobs)(delayed(mlp_cell)(seed) for seed in seeds)
+        cells = [auroc for auroc, _, _ in outcomes]
         print(f"skorch MLP on breast_cancer, {NOISE:.0%} uniform noise, {len(seeds)} seeds: "
               "detection AUROC (train accuracy on the noisy labels)\n")
         print("| " + " | ".join(cells[0]) + " |")
         print("|" + "---|" * len(cells[0]))
         print("| " + " | ".join(f"{np.mean([c[k] for c in cells]):.3f}" for k in cells[0])
               + " |\n")
+        print("The same network end to end: clean test accuracy (%), rows removed, fit time (s)\n")
+        print("| | untrimmed | default (TracIn, budget=\"auto\") | CleanLearning |")
+        print("|---|---|---|---|")
+        runs = ("untrimmed", "default (auto)", "CleanLearning")
+        for label, at, fmt in (("accuracy", 0, "{:.2f}"), ("fit time (s)", 1, "{:.1f}")):
+            scale = 100 if at == 0 else 1
+            print(f"| {label} | " + " | ".join(
+                fmt.format(scale * np.mean([o[1][run][at] for o in outcomes])) for run in runs)
+                + " |")
+        removed = [f"{np.mean([o[1][run][2] for o in outcomes]):.0f}" for run in runs[1:]]
+        print(f"| rows removed ({np.mean([o[2] for o in outcomes]):.0f} flipped) | 0 | "
+              + " | ".join(removed) + " |\n")
     print(f"wall time {time.perf_counter() - start:.0f} s")
 
 
