@@ -12,10 +12,12 @@ import warnings
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, log_loss, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from . import __version__
 from .backend.diagnostics import DiagnosticWarning
@@ -140,16 +142,25 @@ def read_table(path, target, sep=","):
         raise UsageError(f"{path} has missing cells ({_cells(frame.isna().to_numpy(), frame)})"
                          "; fill or drop them first (rows are numbered from 0)")
     features = frame.drop(columns=[target])
-    text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if text:
-        raise UsageError(f"feature columns {text} are not numeric; encode categorical columns "
-                         "first")
     if features.shape[1] == 0:
         raise UsageError(f"{path} has no feature columns besides the target {target!r}")
-    X = features.to_numpy(dtype=float)
-    if not np.isfinite(X).all():
-        raise UsageError(f"{path} has infinite values ({_cells(~np.isfinite(X), features)})")
-    return frame, X, frame[target].to_numpy()
+    numeric = features.select_dtypes("number")
+    if not np.isfinite(numeric.to_numpy(dtype=float)).all():
+        raise UsageError(f"{path} has infinite values "
+                         f"({_cells(~np.isfinite(numeric.to_numpy(dtype=float)), numeric)})")
+    return frame, features, frame[target].to_numpy()
+
+
+def _pipeline(model, features):
+    """``model`` after standardising the numeric columns and one-hot encoding the others (the
+    first category dropped: with the intercept a full encoding is singular for unpenalised
+    models)."""
+    numeric = list(features.select_dtypes("number").columns)
+    text = [c for c in features.columns if c not in numeric]
+    encode = make_column_transformer(
+        (StandardScaler(), numeric),
+        (OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False), text))
+    return make_pipeline(encode, model)
 
 
 def _metric(model, X, y):
@@ -181,35 +192,33 @@ def trim_command(args):
     from .trim import InfluenceTrimmer
 
     pd = _pandas()
-    frame, X, y = read_table(args.data, args.target, args.sep)
+    frame, features, y = read_table(args.data, args.target, args.sep)
     y = _targets(y, args.model)
-    model = MODELS[args.model]()
-    index = np.arange(len(X))
+    model = _pipeline(MODELS[args.model](), features)
+    index = np.arange(len(y))
     stratify = y if args.model == "logistic" else None
     fit_rows, holdout = train_test_split(index, test_size=args.holdout, stratify=stratify,
                                          random_state=args.seed)
     fit_rows = np.sort(fit_rows)
-    scaler = StandardScaler().fit(X[fit_rows])
-    Xs = scaler.transform(X)
+    X_fit, X_holdout = features.iloc[fit_rows], features.iloc[holdout]
     trimmer = InfluenceTrimmer(model, budget=args.budget, method=args.method,
-                               random_state=args.seed).fit(Xs[fit_rows], y[fit_rows])
+                               random_state=args.seed).fit(X_fit, y[fit_rows])
     removed = fit_rows[trimmer.removed_]
-    print(f"removed {len(removed)} of {len(X)} rows (method={trimmer.method_!r}; the most "
+    print(f"removed {len(removed)} of {len(y)} rows (method={trimmer.method_!r}; the most "
           "harmful first; rows numbered from 0):")
     print(f"{'row':>6} {'suspicion':>12} {args.target:>12}")
     for i, pos in zip(removed, trimmer.removed_):
         print(f"{i:>6} {trimmer.scores_[pos]:>12.4g} {y[i]!s:>12}")
-    name, before = _metric(clone(model).fit(Xs[fit_rows], y[fit_rows]), Xs[holdout],
-                           y[holdout])
-    _, after = _metric(trimmer, Xs[holdout], y[holdout])
+    name, before = _metric(clone(model).fit(X_fit, y[fit_rows]), X_holdout, y[holdout])
+    _, after = _metric(trimmer, X_holdout, y[holdout])
     print(f"validation {name} on {len(holdout)} held-out rows: {before:.4f} before, "
           f"{after:.4f} after trimming")
     if args.scores:
-        scores = np.full(len(X), np.nan)
+        scores = np.full(len(y), np.nan)
         scores[fit_rows] = trimmer.scores_
         pd.DataFrame({"row": index, "score": scores, "removed": np.isin(index, removed)}).to_csv(
             args.scores, index=False)
-        print(f"wrote the scores of {len(X)} rows to {args.scores} (empty: held out)")
+        print(f"wrote the scores of {len(y)} rows to {args.scores} (empty: held out)")
     if args.output:
         kept = frame.drop(index=frame.index[removed])
         kept.to_csv(args.output, index=False, sep=args.sep)

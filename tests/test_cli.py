@@ -110,7 +110,6 @@ def test_missing_cells_are_reported_by_row_and_column(tmp_path, table, capsys):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda f: f.assign(label="benign"), "single class"),
-    (lambda f: f.assign(f1=f["f1"].astype(str) + "cm"), "not numeric"),
     (lambda f: f.assign(f1=np.where(f.index == 5, np.inf, f["f1"])), "row 5 column 'f1'"),
     (lambda f: f.iloc[:0], "no data rows"),
 ])
@@ -118,6 +117,34 @@ def test_bad_tables(tmp_path, table, capsys, edit, message):
     path = tmp_path / "bad.csv"
     edit(table.copy()).to_csv(path, index=False)
     assert message in _error(capsys, ["trim", str(path), "--target", "label"])
+
+
+def test_text_columns_are_one_hot_encoded(tmp_path, table, capsys):
+    # a text feature column is encoded inside the trimmed Pipeline, not refused; the numeric
+    # columns are standardised as before, and the text column adds one indicator per category
+    # but the first
+    frame = table.assign(site=np.where(np.arange(len(table)) % 3 == 0, "north", "south"))
+    path, out, scores = tmp_path / "mixed.csv", tmp_path / "kept.csv", tmp_path / "scores.csv"
+    frame.to_csv(path, index=False)
+    assert main(["trim", str(path), "--target", "label", "--budget", "4", "-o", str(out),
+                 "--scores", str(scores)]) == 0
+    assert f"removed 4 of {len(frame)} rows" in capsys.readouterr().out
+    kept = pd.read_csv(out)
+    assert list(kept.columns) == list(frame.columns) and len(kept) == len(frame) - 4
+    # the same rows as a bare model on the standardised numeric columns and the indicators
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    written = pd.read_csv(scores)
+    fit_rows = np.sort(train_test_split(np.arange(len(frame)), test_size=0.2,
+                                        stratify=frame["label"], random_state=0)[0])
+    numeric = StandardScaler().fit_transform(table.iloc[fit_rows, :5])
+    indicators = (frame["site"].iloc[fit_rows] == "south").to_numpy(dtype=float)[:, None]
+    bare = InfluenceTrimmer(LogisticRegression(solver="newton-cholesky", tol=1e-10),
+                            budget=4).fit(np.hstack([numeric, indicators]),
+                                                         frame["label"].iloc[fit_rows])
+    np.testing.assert_allclose(written["score"].to_numpy()[fit_rows], bare.scores_, rtol=1e-5)
 
 
 def test_bad_options(csv, capsys):
