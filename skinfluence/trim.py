@@ -387,7 +387,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     minus the squared error. The budget is the count when the held-out gain of trimming,
     averaged over the rows (each row's mean over the repeats), is positive; it is 0
     otherwise, and when the count is consistent with clean data (below
-    ``MIN_COUNT_FRACTION`` of the rows, or zero on some fold).
+    ``MIN_COUNT_FRACTION`` of the rows, or zero on some fold, or some fold holds one class).
 
     Returns
     -------
@@ -417,6 +417,9 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                             repeats=AUTO_REPEATS if cv is None else 1).split(X, y)
     gains, visits = np.zeros(len(X)), np.zeros(len(X))
     for train, test in tqdm(list(folds), desc="auto budget", disable=not verbose):
+        if classifier and len(np.unique(y[train])) < 2:  # too few rows to check: no trimming
+            evidence["fold_counts"].append(0)
+            return 0, evidence
         sw = None if sample_weight is None else sample_weight[train]
         seed = rng.randint(2**31 - 1)
         # one fit of the fold's training part serves the noise estimate, the scores of a

@@ -205,6 +205,18 @@ def test_auto_budget_corrects_the_held_out_accuracy_for_class_conditional_noise(
     assert all(p.auto_evidence_["gain"] < c - 0.05 for p, c in zip(plain, corrected))
 
 
+def test_auto_budget_is_zero_when_a_fold_cannot_be_fitted():
+    # 12 rows, one of them of the second class: some folds' training parts hold one class, so
+    # the check cannot run and nothing is removed (instead of the solver's error from a fold)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 3))
+    y = np.r_[np.ones(2, dtype=int), np.zeros(10, dtype=int)]
+    y[1] = 0  # a lone "1" whose label the leave-one-out model contradicts
+    X[0] += 3
+    trimmer = InfluenceTrimmer(MODEL, random_state=0).fit(X, y)
+    assert trimmer.budget_ == 0 and trimmer.auto_evidence_["fold_counts"][-1] == 0
+
+
 def test_every_class_keeps_a_row():
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
