@@ -406,6 +406,12 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     classes = np.unique(y) if classifier else None
     rows = np.arange(len(X))
     counts, joint = estimate_noise(_Split(estimator, X, y, sample_weight, rows, rows[:0], options))
+    if classifier and joint is None:
+        raise ValueError(
+            f"budget='auto' counts mislabelled rows from class probabilities, which "
+            f"{type(estimator).__name__} does not model (a RidgeClassifier fits class codes); "
+            "pass an explicit budget (a count or a fraction), or use a log-loss classifier."
+        )
     budget = counts if classifier else int(counts.sum())
     evidence = {"count": int(np.sum(counts)), "fold_counts": [], "gain": 0.0, "gain_se": 0.0}
     if classifier:

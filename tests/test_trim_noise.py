@@ -217,6 +217,15 @@ def test_auto_budget_is_zero_when_a_fold_cannot_be_fitted():
     assert trimmer.budget_ == 0 and trimmer.auto_evidence_["fold_counts"][-1] == 0
 
 
+def test_auto_budget_needs_class_probabilities():
+    from sklearn.linear_model import RidgeClassifier
+
+    X, y = _cancer(0, noise=0.2)[:2]
+    with pytest.raises(ValueError, match="class probabilities.*explicit budget"):
+        InfluenceTrimmer(RidgeClassifier()).fit(X, y)
+    assert InfluenceTrimmer(RidgeClassifier(), budget=10).fit(X, y).budget_ == 10
+
+
 def test_every_class_keeps_a_row():
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
