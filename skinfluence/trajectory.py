@@ -8,10 +8,9 @@ import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._delegation import estimator_has
+from ._delegation import DelegatesToEstimator
 from ._validation import DeviceOption, check_classifier_target, check_test_data
 from .backend import make_objective, resolve_device
 from .backend.trajectory import random_projection, record_training
@@ -22,7 +21,7 @@ from .influence.trajectory import draw_batches, fine, null_quantile, tracin
 DEFAULT_BATCH_SIZE = 32
 
 
-class TrajectoryInfluence(BaseEstimator):
+class TrajectoryInfluence(DelegatesToEstimator, BaseEstimator):
     """Influence of each training row on a model trained by SGD, read from its trajectory.
 
     The influence functions of :func:`skinfluence.influence` assume a converged, convex fit. A
@@ -252,21 +251,3 @@ class TrajectoryInfluence(BaseEstimator):
     def _checked(self, X):
         """``X`` with the fitted columns (names and order) and feature count."""
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-
-    @available_if(estimator_has("predict"))
-    def predict(self, X):
-        """Predictions of ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.predict(self._checked(X))
-
-    @available_if(estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(self._checked(X))
-
-    @available_if(estimator_has("score"))
-    def score(self, X, y):
-        """``estimator_.score(X, y)``."""
-        check_is_fitted(self)
-        return self.estimator_.score(self._checked(X), y)

@@ -18,7 +18,6 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -29,7 +28,7 @@ from sklearn.utils.validation import (
 )
 from tqdm.auto import tqdm
 
-from ._delegation import estimator_has
+from ._delegation import DelegatesToEstimator
 from ._validation import (
     DeviceOption,
     check_classifier_target,
@@ -461,7 +460,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     return (budget if evidence["gain"] > 0 else 0), evidence
 
 
-class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
+class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
     """Remove the training rows that look corrupted or harmful, then refit.
 
     ``fit`` scores every training row with ``method``, removes the ``budget`` most suspicious
@@ -752,43 +751,6 @@ class InfluenceTrimmer(MetaEstimatorMixin, BaseEstimator):
         self.fit(X, y, sample_weight=sample_weight)
         return (_safe_indexing(X, self.sample_indices_),
                 _safe_indexing(y, self.sample_indices_))
-
-    @available_if(estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the refitted ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.predict(self._checked(X))
-
-    @available_if(estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from the refitted ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(self._checked(X))
-
-    @available_if(estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Class log-probabilities from the refitted ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.predict_log_proba(self._checked(X))
-
-    @available_if(estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the refitted ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.decision_function(self._checked(X))
-
-    @available_if(estimator_has("transform"))
-    def transform(self, X):
-        """Transform with the refitted ``estimator_``."""
-        check_is_fitted(self)
-        return self.estimator_.transform(self._checked(X))
-
-    @available_if(estimator_has("score"))
-    def score(self, X, y, sample_weight=None):
-        """Score of the refitted ``estimator_`` (accuracy or R^2 for scikit-learn models)."""
-        check_is_fitted(self)
-        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return self.estimator_.score(self._checked(X), y, **kwargs)
 
     @property
     def classes_(self):
