@@ -370,10 +370,22 @@ def _row_utilities(model, X, y, joint, classes):
     return utility[np.searchsorted(classes, y), np.searchsorted(classes, prediction)]
 
 
+def _scores_of(split, X_val, y_val, method, validation_fraction, cv, seed, options):
+    """:func:`trim_scores` of ``split``'s training rows; a method that needs no validation rows
+    reads the split's own fit, which then also serves the noise estimate."""
+    if method not in VALIDATION_METHODS:
+        return SCORERS[method](split)
+    return trim_scores(split.estimator, _safe_indexing(split.X, split.train),
+                       split.y[split.train], split._weights(split.train), X_val, y_val,
+                       method=method, validation_fraction=validation_fraction, cv=cv,
+                       random_state=seed, **options)
+
+
 def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                 method="loo_loss", cv=None, validation_fraction=0.2, random_state=None,
                 verbose=0, **options):
-    """``budget="auto"``: the estimated number of corrupted rows, if trimming them helps.
+    """``budget="auto"``: the rows' scores and the estimated number of corrupted rows, if
+    trimming them helps.
 
     The count is :func:`estimate_noise`'s; a classifier loses, in each class, as many of its
     most suspicious rows (by ``method``) as that class is estimated to hold mislabelled rows
@@ -390,6 +402,9 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
 
     Returns
     -------
+    scores : ndarray of shape (n_samples,)
+        :func:`trim_scores`'s (from the same fit as the count when ``method`` needs no
+        validation rows).
     budget : int or ndarray of int
         0, or the rows to remove (of each class, in the order of ``np.unique(y)``).
     evidence : dict
@@ -404,7 +419,11 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     classifier = is_classifier(estimator)
     classes = np.unique(y) if classifier else None
     rows = np.arange(len(X))
-    counts, joint = estimate_noise(_Split(estimator, X, y, sample_weight, rows, rows[:0], options))
+    split = _Split(estimator, X, y, sample_weight, rows, rows[:0],
+                   {**options, "rng": check_random_state(random_state)})
+    scores = _scores_of(split, X_val, y_val, method, validation_fraction, cv, random_state,
+                        options)
+    counts, joint = estimate_noise(split)
     if classifier and joint is None:
         raise ValueError(
             f"budget='auto' counts mislabelled rows from class probabilities, which "
@@ -417,39 +436,36 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
         evidence["class_counts"] = counts.tolist()
         evidence["noise_transition"] = noise_transition(joint)
     if evidence["count"] < max(1, MIN_COUNT_FRACTION * len(X)):
-        return 0, evidence
+        return scores, 0, evidence
     folds = _shuffled_folds(cv, y, classifier, rng.randint(2**31 - 1),
                             repeats=AUTO_REPEATS if cv is None else 1).split(X, y)
     gains, visits = np.zeros(len(X)), np.zeros(len(X))
     for train, test in tqdm(list(folds), desc="auto budget", disable=not verbose):
         if classifier and len(np.unique(y[train])) < 2:  # too few rows to check: no trimming
             evidence["fold_counts"].append(0)
-            return 0, evidence
+            return scores, 0, evidence
         sw = None if sample_weight is None else sample_weight[train]
         seed = rng.randint(2**31 - 1)
         # one fit of the fold's training part serves the noise estimate, the scores of a
         # method without validation rows, and the untrimmed model
-        split = _Split(estimator, X, y, sample_weight, train, rows[:0],
-                       {**options, "rng": check_random_state(seed)})
-        if method in VALIDATION_METHODS:
-            scores = trim_scores(estimator, _safe_indexing(X, train), y[train], sw, X_val, y_val,
-                                 method=method, validation_fraction=validation_fraction,
-                                 random_state=seed, **options)
-        else:
-            scores = SCORERS[method](split)
-        n_remove, fold_joint = estimate_noise(split)
+        fold = _Split(estimator, X, y, sample_weight, train, rows[:0],
+                      {**options, "rng": check_random_state(seed)})
+        # (``cv`` splits all rows: a fold's validation rows are carved from its training part)
+        fold_scores = _scores_of(fold, X_val, y_val, method, validation_fraction, None, seed,
+                                 options)
+        n_remove, fold_joint = estimate_noise(fold)
         evidence["fold_counts"].append(int(np.sum(n_remove)))
         if evidence["fold_counts"][-1] == 0:
-            return 0, evidence
+            return scores, 0, evidence
         if classifier:
             fold_joint = _embedded(fold_joint, np.unique(y[train]), classes)
         keep = np.ones(len(train), dtype=bool)
-        keep[select_rows(scores, n_remove if classifier else int(n_remove.sum()),
+        keep[select_rows(fold_scores, n_remove if classifier else int(n_remove.sum()),
                          y[train] if classifier else None, clip=True)] = False
         trimmed = _fit_kept(estimator, _safe_indexing(X, train), y[train], sw, keep)
         X_test = _safe_indexing(X, test)
         gains[test] += (_row_utilities(trimmed, X_test, y[test], fold_joint, classes)
-                        - _row_utilities(split.model, X_test, y[test], fold_joint, classes))
+                        - _row_utilities(fold.model, X_test, y[test], fold_joint, classes))
         visits[test] += 1
     held_out = visits > 0
     gain = gains[held_out] / visits[held_out]  # each row's mean over the repeats
@@ -457,7 +473,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     evidence["gain"] = float(np.average(gain, weights=weights))
     spread = np.average((gain - evidence["gain"]) ** 2, weights=weights)
     evidence["gain_se"] = float(np.sqrt(spread / max(len(gain) - 1, 1)))
-    return (budget if evidence["gain"] > 0 else 0), evidence
+    return scores, (budget if evidence["gain"] > 0 else 0), evidence
 
 
 class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
@@ -704,14 +720,14 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
             "solver": self.approximation or "auto", "device": self.device,
             "n_jobs": self.n_jobs, "svd_rank": self.svd_rank, "params": self.params,
         }
-        self.scores_ = memory.cache(trim_scores)(self.estimator, X, y, sample_weight, X_val,
-                                                 y_val, **settings)
         labels = y if classifier else None
         if self.budget == "auto":
-            budget, self.auto_evidence_ = memory.cache(auto_budget)(
+            self.scores_, budget, self.auto_evidence_ = memory.cache(auto_budget)(
                 self.estimator, X, y, sample_weight, X_val, y_val, **settings)
             self.removed_ = select_rows(self.scores_, budget, labels, clip=True)
         else:
+            self.scores_ = memory.cache(trim_scores)(self.estimator, X, y, sample_weight,
+                                                     X_val, y_val, **settings)
             n_remove = (int(self.budget) if isinstance(self.budget, Integral)
                         else int(np.floor(self.budget * len(X) + 0.5)))
             self.removed_ = select_rows(self.scores_, n_remove, labels)

@@ -175,6 +175,14 @@ def test_auto_budget_tracks_the_flipped_rows_and_helps():
     assert trimmer.auto_evidence_["gain"] > 0 and min(trimmer.auto_evidence_["fold_counts"]) > 0
     assert flipped[trimmer.removed_].mean() > 0.8
     assert trimmer.score(X_test, y_test) > clone(MODEL).fit(X, y).score(X_test, y_test)
+    # the automatic budget's scores (read from the fit that also counts) are the scores of an
+    # explicit budget, so the removed rows are the most suspicious of each class
+    explicit = InfluenceTrimmer(MODEL, budget=0, random_state=0).fit(X, y)
+    np.testing.assert_allclose(trimmer.scores_, explicit.scores_, rtol=1e-12)
+    for method in ("influence", "random"):  # a validation method, a seeded one
+        auto = InfluenceTrimmer(MODEL, method=method, cv=3, random_state=0).fit(X, y)
+        fixed = InfluenceTrimmer(MODEL, method=method, cv=3, budget=0, random_state=0).fit(X, y)
+        np.testing.assert_allclose(auto.scores_, fixed.scores_, rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
