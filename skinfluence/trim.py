@@ -360,13 +360,13 @@ def _embedded(joint, fold_classes, classes):
     return full
 
 
-def _row_utilities(model, X, y, joint, classes):
-    """Held-out utility of each row: the backward-corrected accuracy under the estimated
-    label noise (classifiers) or minus the squared error (regressors)."""
+def _row_utilities(model, X, y, utility, classes):
+    """Held-out utility of each row: ``utility[label, prediction]``, the backward-corrected
+    accuracy under the estimated label noise (classifiers), or minus the squared error
+    (regressors: ``utility`` is None)."""
     prediction = model.predict(X)
-    if joint is None:
+    if utility is None:
         return -(y - prediction) ** 2
-    utility = corrected_accuracy(noise_transition(joint))
     return utility[np.searchsorted(classes, y), np.searchsorted(classes, prediction)]
 
 
@@ -457,15 +457,15 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
         evidence["fold_counts"].append(int(np.sum(n_remove)))
         if evidence["fold_counts"][-1] == 0:
             return scores, 0, evidence
-        if classifier:
-            fold_joint = _embedded(fold_joint, np.unique(y[train]), classes)
+        utility = None if not classifier else corrected_accuracy(
+            noise_transition(_embedded(fold_joint, np.unique(y[train]), classes)))
         keep = np.ones(len(train), dtype=bool)
         keep[select_rows(fold_scores, n_remove if classifier else int(n_remove.sum()),
                          y[train] if classifier else None, clip=True)] = False
         trimmed = _fit_kept(estimator, _safe_indexing(X, train), y[train], sw, keep)
         X_test = _safe_indexing(X, test)
-        gains[test] += (_row_utilities(trimmed, X_test, y[test], fold_joint, classes)
-                        - _row_utilities(fold.model, X_test, y[test], fold_joint, classes))
+        gains[test] += (_row_utilities(trimmed, X_test, y[test], utility, classes)
+                        - _row_utilities(fold.model, X_test, y[test], utility, classes))
         visits[test] += 1
     held_out = visits > 0
     gain = gains[held_out] / visits[held_out]  # each row's mean over the repeats
