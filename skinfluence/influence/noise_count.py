@@ -7,8 +7,8 @@ class among those whose probability reaches their threshold (none: the row is no
 Counting rows by (given label, confident class) gives the confident joint ``C``; each of its rows
 is rescaled to the number of rows carrying that label (calibration), and the off-diagonal mass
 is the estimated number of mislabelled rows carrying that label. Its columns, normalised, give
-the noise transition ``T`` (true class -> given label), whose inverse corrects an accuracy
-measured on noisy labels (``corrected_accuracy``).
+the noise transition ``T`` (true class -> given label), through which a model of the true
+classes is scored on noisy labels (``forward_log_likelihood``).
 """
 
 import numpy as np
@@ -99,26 +99,32 @@ def noise_transition(joint):
                      where=truth[:, None] > 0)
 
 
-def corrected_accuracy(transition):
-    """Backward-corrected 0-1 utilities under class-conditional label noise.
+def forward_log_likelihood(proba, labels, transition):
+    """Log-probability of each given label when a model's class probabilities pass through the
+    estimated label noise: ``log (proba @ T)[i, labels[i]]``.
 
-    ``U[k, m]`` is the utility of predicting class m for a row *labelled* k; its expectation
-    over the label noise is ``1{m == true class}`` because ``T @ U = I`` (Patrini et al.,
-    2017, Theorem 1: backward correction, ``U = T^-1``; the pseudo-inverse when ``T`` is
-    singular). Averaged over held-out rows with noisy labels it estimates the accuracy on
-    their true labels, where the plain accuracy is biased towards a model that learnt the
-    noise (a class-conditional flip rate shifts the noisy labels towards one class).
+    The forward loss correction of Patrini et al. (2017, eq. 6) scores a model of the *true*
+    classes on noisy labels: under class-conditional noise ``T``, the noisy label of a row whose
+    true class probabilities are ``p`` follows ``p @ T``. Averaged over held-out rows it is a
+    proper score of ``proba`` as the true class probabilities, where the plain log-likelihood
+    rewards a model that learnt the noise.
 
     Parameters
     ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        The model's class probabilities.
+    labels : ndarray of int, shape (n_samples,)
+        Given (possibly corrupted) labels as class indices.
     transition : ndarray of shape (n_classes, n_classes)
         :func:`noise_transition`'s ``T``.
 
     Returns
     -------
-    ndarray of shape (n_classes, n_classes)
+    ndarray of shape (n_samples,)
+        A label no class is estimated to produce scores the same floor under every model.
     """
-    return np.linalg.pinv(transition)
+    noisy = (proba @ transition)[np.arange(len(labels)), labels]
+    return np.log(np.maximum(noisy, np.finfo(float).tiny))
 
 
 def count_outliers(residuals, z=OUTLIER_Z):

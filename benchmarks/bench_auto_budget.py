@@ -1,0 +1,189 @@
+"""How ``budget="auto"`` decides to trim: its held-out check against other checks and against
+trimming always, on the cells of ``bench_trim.py``.
+
+``budget="auto"`` counts the mislabelled rows (confident learning on leave-one-out
+probabilities) and trims them if the same rule, cross-fitted (5 stratified folds, twice), scores
+better on the held-out rows. The held-out labels are as noisy as the training labels, so the choice is
+how to score a held-out row, and how much evidence to demand. This script replays the check's
+folds (:func:`skinfluence.trim.cross_fitted_trims`, the folds the trimmer itself uses) and scores
+the trimmed and untrimmed fold models on the held-out rows four ways, ``T`` the fold's estimated
+noise transition:
+
+* forward-corrected log-likelihood (the default): ``log (p T)[label]``, the probability of the
+  noisy label when the model's class probabilities ``p`` pass through the estimated noise
+  (forward correction, Patrini et al., 2017);
+* backward-corrected accuracy: ``U[label, prediction]`` with ``U = T^-1``, an unbiased estimate
+  of the accuracy on the true labels under class-conditional noise (the default until 2026-12);
+* plain accuracy on the noisy labels;
+* half-shrunk backward correction: ``U = ((T + I) / 2)^-1`` (less amplified when ``T`` is
+  nearly singular).
+
+Each is turned into a decision by demanding a mean gain above 0, 0.5 or 1 standard error; "always"
+trims the counted rows without a check; CleanLearning (cleanlab 2.9, same model) is the tool a
+user would pick instead. Table 1 gives, over the noisy (dataset, noise kind) cells, the mean
+accuracy gain over untrimmed training, the worst cell and the cells more than 0.3 points below
+untrimmed. Table 2 splits what trimming the counted rows does into its two parts, removing the
+counted rows that are flipped and those that are not, next to removing every flipped row.
+
+Seeds 10-29 by default: the seeds on which the default was chosen (``bench_trim.py`` reports
+seeds 0-4). Run: ``python benchmarks/bench_auto_budget.py`` (about 4 minutes on 2 cores) or
+``--quick`` (2 seeds, 3 datasets).
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from bench_trim import DATASETS, KINDS, MODEL, corrupt
+from cleanlab.classification import CleanLearning
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence.influence.noise_count import forward_log_likelihood
+from skinfluence.trim import AUTO_MARGIN, InfluenceTrimmer, cross_fitted_trims, select_rows
+
+MARGINS = (0.0, 0.5, 1.0)
+
+
+def _utility_gain(p_trim, p_full, labels, T, statistic):
+    """Each held-out row's score under the trimmed minus the untrimmed fold model, from their
+    class probabilities ``p_trim`` and ``p_full``."""
+    if statistic == DEFAULT:
+        return forward_log_likelihood(p_trim, labels, T) - forward_log_likelihood(p_full, labels, T)
+    U = {"backward-corrected accuracy": lambda: np.linalg.pinv(T),
+         "plain accuracy": lambda: np.eye(len(T)),
+         "half-shrunk backward correction": lambda: np.linalg.pinv((T + np.eye(len(T))) / 2),
+         }[statistic]()
+    return U[labels, p_trim.argmax(1)] - U[labels, p_full.argmax(1)]
+
+
+DEFAULT = "forward-corrected log-likelihood"
+STATISTICS = (DEFAULT, "backward-corrected accuracy", "plain accuracy",
+              "half-shrunk backward correction")
+
+
+def cell(name, kind, seed):
+    """Accuracies of untrimmed, counted-rows-trimmed and CleanLearning models, the check's gain
+    and standard error under each statistic, and the decomposition of the trimming."""
+    warnings.filterwarnings("ignore")
+    X, y = DATASETS[name](seed)
+    y = np.unique(y, return_inverse=True)[1]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=seed)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    y_noisy, flipped = corrupt(X_train, y_train, kind, np.random.default_rng(seed))
+
+    def accuracy(removed):
+        keep = np.ones(len(y_noisy), dtype=bool)
+        keep[removed] = False
+        return clone(MODEL).fit(X_train[keep], y_noisy[keep]).score(X_test, y_test)
+
+    trimmer = InfluenceTrimmer(MODEL, random_state=seed).fit(X_train, y_noisy)
+    evidence = trimmer.auto_evidence_
+    counted = select_rows(trimmer.scores_, np.array(evidence["class_counts"]), y_noisy, clip=True)
+    out = {"untrimmed": accuracy([]), "trimmed": accuracy(counted),
+           "flagged flipped": accuracy(counted[flipped[counted]]),
+           "flagged clean": accuracy(counted[~flipped[counted]]),
+           "all flipped": accuracy(np.flatnonzero(flipped)),
+           "CleanLearning": CleanLearning(clone(MODEL), seed=seed, cv_n_folds=5, verbose=False,
+                                          find_label_issues_kwargs={"n_jobs": 1}).fit(
+               X_train, y_noisy).score(X_test, y_test),
+           "checked": evidence["count"] >= max(1, 0.01 * len(y_noisy)), "evidence": {}}
+    if out["checked"]:  # the trimmer's own preconditions (count >= 1% of rows) hold
+        gains = {s: np.zeros(len(y_noisy)) for s in STATISTICS}
+        visits = np.zeros(len(y_noisy))
+        for fold in cross_fitted_trims(MODEL, X_train, y_noisy, **trimmer._settings()):
+            if fold.trimmed is None:  # a fold with nothing to remove: the trimmer keeps all
+                out["checked"] = False
+                break
+            p_trim, p_full = (m.predict_proba(X_train[fold.test])
+                              for m in (fold.trimmed, fold.untrimmed))
+            for statistic in STATISTICS:
+                gains[statistic][fold.test] += _utility_gain(
+                    p_trim, p_full, y_noisy[fold.test], fold.transition, statistic)
+            visits[fold.test] += 1
+        for statistic, gain in gains.items():
+            gain = gain[visits > 0] / visits[visits > 0]
+            out["evidence"][statistic] = (gain.mean(), gain.std(ddof=1) / np.sqrt(len(gain)))
+    if out["checked"]:  # the default statistic and margin make the trimmer's own decision
+        gain, se = out["evidence"][DEFAULT]
+        assert np.isclose(gain, evidence["gain"], rtol=1e-9, atol=1e-12), (gain, evidence)
+        assert (gain > AUTO_MARGIN * se) == (trimmer.budget_ > 0)
+    return out
+
+
+def decided(outcome, statistic, margin):
+    """The test accuracy of the rule "trim when the gain exceeds ``margin`` standard errors"."""
+    if statistic == "always":
+        return outcome["trimmed"] if outcome["checked"] else outcome["untrimmed"]
+    if not outcome["checked"]:
+        return outcome["untrimmed"]
+    gain, se = outcome["evidence"][statistic]
+    return outcome["trimmed"] if gain > 0 and gain > margin * se else outcome["untrimmed"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 3 datasets")
+    parser.add_argument("--n-jobs", type=int, default=2, help="cells run in parallel")
+    args = parser.parse_args()
+    seeds = range(10, 12) if args.quick else range(10, 30)
+    names = list(DATASETS)[:3] if args.quick else list(DATASETS)
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    jobs = [(name, kind, seed) for name in names for kind in KINDS for seed in seeds]
+    outcomes = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(cell)(*job) for job in jobs)
+    results = {}
+    for (name, kind, _), outcome in zip(jobs, outcomes):
+        results.setdefault((name, kind), []).append(outcome)
+
+    def table_row(label, accuracy_of):
+        gaps = {key: 100 * np.mean([accuracy_of(o) - o["untrimmed"] for o in cell_outcomes])
+                for key, cell_outcomes in results.items()}
+        harmful = {key: gap for key, gap in gaps.items() if gap < -0.3}
+        named = ", ".join(f"{n} {k} {g:+.2f}" for (n, k), g in sorted(harmful.items(),
+                                                                        key=lambda kv: kv[1]))
+        print(f"| {label} | {np.mean(list(gaps.values())):+.2f} | {min(gaps.values()):+.2f} | "
+              f"{len(harmful)} | {named} |")
+
+    print(f"\nTable 1: accuracy gain over untrimmed training (points), {len(results)} noisy "
+          f"cells, seeds {seeds.start}-{seeds.stop - 1}\n")
+    print("| rule | mean gain | worst cell | cells below -0.3 | those cells |")
+    print("|---|---|---|---|---|")
+    for statistic in STATISTICS:
+        for margin in MARGINS:
+            default = " (**default**)" if statistic == DEFAULT and margin == AUTO_MARGIN else ""
+            table_row(f"{statistic}, gain > {margin:g} SE{default}",
+                      lambda o, s=statistic, m=margin: decided(o, s, m))
+    table_row("always trim the counted rows", lambda o: decided(o, "always", 0))
+    table_row("CleanLearning", lambda o: o["CleanLearning"])
+
+    print("\nTable 2: what trimming the counted rows does, by noise kind: accuracy gain over "
+          "untrimmed (points), mean over datasets and seeds; counted rows split into the "
+          "flipped ones and the clean ones\n")
+    parts = ("trimmed", "flagged flipped", "flagged clean", "all flipped")
+    print("| noise | counted rows | only the flipped counted rows | only the clean counted rows "
+          "| every flipped row |")
+    print("|---|---|---|---|---|")
+    for kind in KINDS:
+        kind_outcomes = [o for (n, k), rows in results.items() if k == kind for o in rows]
+        print(f"| {kind} | " + " | ".join(
+            f"{100 * np.mean([o[p] - o['untrimmed'] for o in kind_outcomes]):+.2f}"
+            for p in parts) + " |")
+    print("\nThe same split for the cells where trimming the counted rows costs more than 0.3 "
+          "points\n")
+    print("| dataset | noise | " + " | ".join(parts) + " |")
+    print("|---|---|" + "---|" * len(parts))
+    for (name, kind), rows in results.items():
+        gaps = [100 * np.mean([o[p] - o["untrimmed"] for o in rows]) for p in parts]
+        if gaps[0] < -0.3:
+            print(f"| {name} | {kind} | " + " | ".join(f"{g:+.2f}" for g in gaps) + " |")
+    print(f"\nwall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
