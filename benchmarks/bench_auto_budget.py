@@ -44,13 +44,11 @@ import time
 import warnings
 
 import numpy as np
-from bench_trim import DATASETS, KINDS, MODEL, NOISE, corrupt
+from bench_trim import DATASETS, KINDS, MODEL, NOISE, corrupt, scaled_split
 from cleanlab.classification import CleanLearning
 from joblib import Parallel, delayed
 from scipy.optimize import brentq
 from sklearn.base import clone
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from skinfluence.influence.noise_count import forward_log_likelihood
 from skinfluence.trim import AUTO_MARGIN, InfluenceTrimmer, cross_fitted_trims, select_rows
@@ -97,12 +95,7 @@ def cell(name, kind, seed):
     """Accuracies of untrimmed, counted-rows-trimmed and CleanLearning models, the check's gain
     and standard error under each statistic, and the decomposition of the trimming."""
     warnings.filterwarnings("ignore")
-    X, y = DATASETS[name](seed)
-    y = np.unique(y, return_inverse=True)[1]
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=seed)
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    X_train, X_test, y_train, y_test = scaled_split(name, seed)
     rng = np.random.default_rng(seed)
     y_noisy, flipped = (corrupt_bounded(X_train, y_train, rng) if kind == BOUNDED
                         else corrupt(X_train, y_train, kind, rng))

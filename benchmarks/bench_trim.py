@@ -130,15 +130,21 @@ def corrupt(X, y, kind, rng):
     return np.where(flipped, noisy, y), flipped
 
 
-def cell(name, kind, seed, memory):
-    """Detection AUROCs and end-to-end accuracies of one dataset, noise kind and seed."""
-    warnings.filterwarnings("ignore")
+def scaled_split(name, seed):
+    """Dataset ``name``'s stratified 70/30 split, classes as indices, features standardised on
+    the training rows: ``X_train, X_test, y_train, y_test``."""
     X, y = DATASETS[name](seed)
     y = np.unique(y, return_inverse=True)[1]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                         random_state=seed)
     scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def cell(name, kind, seed, memory):
+    """Detection AUROCs and end-to-end accuracies of one dataset, noise kind and seed."""
+    warnings.filterwarnings("ignore")
+    X_train, X_test, y_train, y_test = scaled_split(name, seed)
     rng = np.random.default_rng(seed)
     y_noisy, flipped = corrupt(X_train, y_train, kind, rng)
     auroc, accuracy = {}, {}
