@@ -369,8 +369,9 @@ def _row_utilities(model, X, y, transition, classes):
     minus the squared error (regressors: ``transition`` is None)."""
     if transition is None:
         return -(y - model.predict(X)) ** 2
-    return forward_log_likelihood(model.predict_proba(X), np.searchsorted(classes, y),
-                                  transition)
+    proba = np.zeros((len(y), len(classes)))  # a class the fold did not train on: probability 0
+    proba[:, np.searchsorted(classes, model.classes_)] = model.predict_proba(X)
+    return forward_log_likelihood(proba, np.searchsorted(classes, y), transition)
 
 
 def _scores_of(split, X_val, y_val, method, validation_fraction, cv, seed, options):

@@ -7,7 +7,13 @@ import pytest
 import sklearn
 from scipy.stats import spearmanr
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine, make_classification
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_iris,
+    load_wine,
+    make_classification,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import Pipeline
@@ -248,6 +254,21 @@ def test_auto_budget_is_zero_when_a_fold_cannot_be_fitted():
     X[0] += 3
     trimmer = InfluenceTrimmer(MODEL, random_state=0).fit(X, y)
     assert trimmer.budget_ == 0 and trimmer.auto_evidence_["fold_counts"][-1] == 0
+
+
+def test_auto_budget_checks_folds_that_miss_a_rare_class():
+    # one row of class 2: the fold that holds it out trains on two classes, and its models'
+    # probabilities must still line up with the three-class noise transition
+    X, y = load_iris(return_X_y=True)
+    rows = np.r_[np.flatnonzero(y < 2), np.flatnonzero(y == 2)[:1]]
+    X, y = X[rows], y[rows].copy()
+    flip = (np.random.default_rng(0).random(len(y)) < 0.2) & (y < 2)
+    y[flip] = 1 - y[flip]
+    for seed in (1, 2):  # measured: both fail without the alignment (a shape mismatch)
+        trimmer = InfluenceTrimmer(LogisticRegression(max_iter=1000), random_state=seed)
+        trimmer.fit(X, y)
+        assert np.isfinite(trimmer.auto_evidence_["gain"]) and trimmer.budget_ > 0
+        assert flip[trimmer.removed_].mean() > 0.5
 
 
 def test_auto_budget_needs_class_probabilities():
