@@ -63,3 +63,19 @@ def test_public_influence_with_each_solver(breast_cancer, solver):
     exact = skinfluence.influence(model, Xtr, ytr, Xte[:10], yte[:10])
     other = skinfluence.influence(model, Xtr, ytr, Xte[:10], yte[:10], solver=solver)
     assert np.linalg.norm(other - exact) / np.linalg.norm(exact) < 1e-6
+
+
+def test_largest_leverage_of_multiclass_rows_matches_the_general_eigensolver():
+    # the leverage warning's eigenvalue of A_i M_i, taken from a symmetric form: the general
+    # eigensolver failed to converge on a network's rows with probabilities near 1e-200
+    from skinfluence.influence.newton import _largest_leverage
+
+    rng = np.random.default_rng(0)
+    p = np.vstack([rng.dirichlet(np.ones(4), 20), [[0.6, 0.4 - 1e-9, 1e-9 - 1e-105, 1e-105]],
+                   [[1 - 1e-12, 1e-12 - 1e-200, 1e-200, 0.0]]])
+    A = np.einsum("ck,kl->ckl", p, np.eye(4)) - p[:, :, None] * p[:, None, :]
+    J = rng.normal(size=(len(p), 4, 6))
+    M = np.einsum("ckp,clp->ckl", J, J) * np.logspace(-9, 0, len(p))[:, None, None]
+    expected = np.linalg.eigvals(A @ M).real.max(1)
+    found = _largest_leverage(torch.from_numpy(A), torch.from_numpy(M)).numpy()
+    np.testing.assert_allclose(found, expected, rtol=1e-6, atol=1e-14)

@@ -32,10 +32,7 @@ def newton_shifts(objective, solver, rows):
 def _leverage_corrected(r, A, M):
     """``(I - A_i M_i)^-1 r_i`` per row (c, K), warning when a row's leverage reaches 1."""
     K = r.shape[1]
-    if K == 1:
-        leverage = (A * M)[:, 0, 0]
-    else:
-        leverage = torch.linalg.eigvals(A @ M).real.max(dim=1).values
+    leverage = (A * M)[:, 0, 0] if K == 1 else _largest_leverage(A, M)
     if bool((leverage > 1 - 1e-8).any()):
         warnings.warn(
             f"{int((leverage > 1 - 1e-8).sum())} rows have leverage >= 1 (max "
@@ -47,6 +44,16 @@ def _leverage_corrected(r, A, M):
         return r / (1 - leverage).unsqueeze(1)
     eye = torch.eye(K, dtype=r.dtype, device=r.device)
     return torch.linalg.solve(eye - A @ M, r.unsqueeze(2))[:, :, 0]
+
+
+def _largest_leverage(A, M):
+    """Largest eigenvalue of each ``A_i M_i``: with both blocks positive semi-definite it is
+    that of the symmetric ``A_i^1/2 M_i A_i^1/2``, which ``eigvalsh`` finds where the general
+    eigensolver of ``A_i M_i`` can fail to converge (ill-conditioned blocks)."""
+    w, V = torch.linalg.eigh(A)
+    root = V @ torch.diag_embed(w.clamp(min=0).sqrt()) @ V.transpose(1, 2)
+    S = root @ M @ root
+    return torch.linalg.eigvalsh((S + S.transpose(1, 2)) / 2)[:, -1]
 
 
 def _jacobian_rows(objective, X):
