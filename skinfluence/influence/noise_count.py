@@ -103,7 +103,7 @@ def forward_log_likelihood(proba, labels, transition):
     """Log-probability of each given label when a model's class probabilities pass through the
     estimated label noise: ``log (proba @ T)[i, labels[i]]``.
 
-    The forward loss correction of Patrini et al. (2017, eq. 6) scores a model of the *true*
+    The forward loss correction of Patrini et al. (2017) scores a model of the *true*
     classes on noisy labels: under class-conditional noise ``T``, the noisy label of a row whose
     true class probabilities are ``p`` follows ``p @ T``. Averaged over held-out rows it is a
     proper score of ``proba`` as the true class probabilities, where the plain log-likelihood
