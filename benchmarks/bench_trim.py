@@ -31,7 +31,8 @@ Tables (means over seeds):
 cleanlab and skorch are benchmark extras, not dependencies of skinfluence.
 
 Run: ``python benchmarks/bench_trim.py`` (5 seeds, cells in parallel over ``--n-jobs``; about
-7 minutes on 2 cores, most of it the MLP) or ``--quick`` (1 seed, 3 datasets, no MLP).
+5 minutes on 2 cores, half of it the MLP), ``--quick`` (1 seed, 3 datasets, no MLP), or other
+seeds with ``--seeds 30-49 --no-mlp``.
 """
 
 import argparse
@@ -238,8 +239,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 datasets")
     parser.add_argument("--n-jobs", type=int, default=2, help="cells run in parallel")
+    parser.add_argument("--seeds", default="0-4",
+                        help="first-last seed (0-4; 10-29 chose the automatic budget's check)")
+    parser.add_argument("--no-mlp", action="store_true", help="skip the skorch MLP")
     args = parser.parse_args()
-    seeds = range(1 if args.quick else 5)
+    first, last = map(int, args.seeds.split("-"))
+    seeds = range(first, first + 1 if args.quick else last + 1)
     names = list(DATASETS)[:3] if args.quick else list(DATASETS)
     warnings.filterwarnings("ignore")
     memory = Memory(tempfile.mkdtemp(), verbose=0)
@@ -308,7 +313,7 @@ def main():
     margins = [np.mean([r[0]["loo_loss"] - r[0]["cleanlab"] for r in results[name, kind]])
                for name in names for kind in KINDS]
     print(f"loo_loss AUROC minus cleanlab's: min {min(margins):+.4f} over {len(margins)} cells\n")
-    if not args.quick:
+    if not (args.quick or args.no_mlp):
         outcomes = Parallel(n_jobs=args.n_jobs)(delayed(mlp_cell)(seed) for seed in seeds)
         cells = [auroc for auroc, _, _ in outcomes]
         print(f"skorch MLP on breast_cancer, {NOISE:.0%} uniform noise, {len(seeds)} seeds: "
