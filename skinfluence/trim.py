@@ -44,9 +44,9 @@ from .influence.local import fi_util
 from .influence.newton import newton_effects
 from .influence.noise_count import (
     calibrated_joint,
-    count_label_issues,
     count_outliers,
     forward_log_likelihood,
+    mislabelled_per_label,
     noise_transition,
 )
 from .influence.own_loss import loo_log_proba, loo_losses, loo_outputs, own_losses
@@ -299,8 +299,8 @@ def estimate_noise(split):
     objective = split.objective
     if objective.is_classifier:
         proba = np.exp(_numpy(loo_log_proba(objective, split.curvature)))
-        labels = _numpy(objective.y).astype(int)
-        return count_label_issues(proba, labels), calibrated_joint(proba, labels)
+        joint = calibrated_joint(proba, _numpy(objective.y).astype(int))
+        return mislabelled_per_label(joint), joint
     residuals = _numpy(objective.y) - _numpy(loo_outputs(objective, split.curvature))[:, 0]
     return np.array([count_outliers(residuals)]), None
 

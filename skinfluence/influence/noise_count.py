@@ -84,7 +84,12 @@ def count_label_issues(proba, labels):
     ndarray of int, shape (n_classes,)
         Entry k: how many of the rows labelled k are estimated to be mislabelled.
     """
-    joint = calibrated_joint(proba, labels)
+    return mislabelled_per_label(calibrated_joint(proba, labels))
+
+
+def mislabelled_per_label(joint):
+    """:func:`count_label_issues` from a joint :func:`calibrated_joint` already formed: its
+    off-diagonal mass, row by row, rounded to rows."""
     return np.round(joint.sum(1) - np.diag(joint)).astype(int)
 
 
