@@ -40,12 +40,19 @@ seeds 0-4; ``--seeds 30-49`` tests the choice on seeds neither saw). Run:
 3 datasets).
 """
 
-import argparse
 import time
 import warnings
 
 import numpy as np
-from bench_trim import DATASETS, KINDS, MODEL, NOISE, corrupt, scaled_split
+from bench_trim import (
+    KINDS,
+    MODEL,
+    NOISE,
+    cell_options,
+    chosen_cells,
+    corrupt,
+    scaled_split,
+)
 from cleanlab.classification import CleanLearning
 from joblib import Parallel, delayed
 from scipy.optimize import brentq
@@ -151,15 +158,10 @@ def decided(outcome, statistic, margin):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 3 datasets")
-    parser.add_argument("--n-jobs", type=int, default=2, help="cells run in parallel")
-    parser.add_argument("--seeds", default="10-29",
-                        help="first-last seed (10-29 chose the default; others test the choice)")
-    args = parser.parse_args()
-    first, last = map(int, args.seeds.split("-"))
-    seeds = range(first, first + 2 if args.quick else last + 1)
-    names = list(DATASETS)[:3] if args.quick else list(DATASETS)
+    args = cell_options(__doc__.splitlines()[0], "10-29",
+                        "they chose the default; others test the choice", quick_seeds=2
+                        ).parse_args()
+    seeds, names = chosen_cells(args, quick_seeds=2)
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     kinds = KINDS + (BOUNDED,)

@@ -235,17 +235,31 @@ def mlp_cell(seed):
     return auroc, end_to_end, int(flipped.sum())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, 3 datasets")
+def cell_options(description, seeds, seeds_help, quick_seeds):
+    """The options of the trimming benchmarks: ``--quick`` (``quick_seeds`` seeds, 3 datasets),
+    ``--n-jobs`` and ``--seeds first-last`` (default ``seeds``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{quick_seeds} seed(s), 3 datasets")
     parser.add_argument("--n-jobs", type=int, default=2, help="cells run in parallel")
-    parser.add_argument("--seeds", default="0-4",
-                        help="first-last seed (0-4; 10-29 chose the automatic budget's check)")
+    parser.add_argument("--seeds", default=seeds,
+                        help=f"first-last seed (default {seeds}; {seeds_help})")
+    return parser
+
+
+def chosen_cells(args, quick_seeds):
+    """The seeds and dataset names that ``cell_options``'s parsed ``args`` ask for."""
+    first, last = map(int, args.seeds.split("-"))
+    seeds = range(first, first + quick_seeds if args.quick else last + 1)
+    return seeds, list(DATASETS)[:3] if args.quick else list(DATASETS)
+
+
+def main():
+    parser = cell_options(__doc__.splitlines()[0], "0-4",
+                          "10-29 chose the automatic budget's check", quick_seeds=1)
     parser.add_argument("--no-mlp", action="store_true", help="skip the skorch MLP")
     args = parser.parse_args()
-    first, last = map(int, args.seeds.split("-"))
-    seeds = range(first, first + 1 if args.quick else last + 1)
-    names = list(DATASETS)[:3] if args.quick else list(DATASETS)
+    seeds, names = chosen_cells(args, quick_seeds=1)
     warnings.filterwarnings("ignore")
     memory = Memory(tempfile.mkdtemp(), verbose=0)
     start = time.perf_counter()
