@@ -734,7 +734,8 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
-        self.method_ = resolve_method(self.method, self.estimator)
+        settings = self._settings()
+        self.method_ = settings["method"]
         if self.subsample is not None and self.method_ != "fi":
             raise ValueError(
                 f"subsample is an approximation of FI (Algorithm 6); it needs method='fi', "
@@ -765,7 +766,6 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
             )
         check_classifier_target(self.estimator, y)
         memory = check_memory(self.memory)
-        settings = self._settings()
         labels = y if classifier else None
         if self.budget == "auto":
             self.scores_, budget, self.auto_evidence_ = memory.cache(auto_budget)(
