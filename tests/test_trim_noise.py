@@ -195,6 +195,17 @@ def test_auto_budget_tracks_the_flipped_rows_and_helps():
         np.testing.assert_allclose(auto.scores_, fixed.scores_, rtol=1e-12)
 
 
+def test_auto_budget_demands_its_margin_of_standard_errors(monkeypatch):
+    # the same evidence, judged with a margin no gain reaches, keeps every row
+    X, y = _cancer(0, noise=0.2)[:2]
+    trimmed = InfluenceTrimmer(MODEL, random_state=0).fit(X, y)
+    evidence = trimmed.auto_evidence_
+    assert trimmed.budget_ > 0 and evidence["gain"] > trim.AUTO_MARGIN * evidence["gain_se"]
+    monkeypatch.setattr(trim, "AUTO_MARGIN", evidence["gain"] / evidence["gain_se"] + 0.01)
+    kept = InfluenceTrimmer(MODEL, random_state=0).fit(X, y)
+    assert kept.budget_ == 0 and kept.auto_evidence_["gain"] == evidence["gain"]
+
+
 def test_cross_fitted_trims_replay_the_checks_folds():
     # the folds a benchmark replays are the trimmer's own: same counts, same gain
     X, y = _cancer(0, noise=0.2)[:2]
