@@ -59,7 +59,7 @@ from scipy.optimize import brentq
 from sklearn.base import clone
 
 from skinfluence.influence.noise_count import forward_log_likelihood
-from skinfluence.trim import AUTO_MARGIN, InfluenceTrimmer, cross_fitted_trims, select_rows
+from skinfluence.trim import AUTO_MARGIN, InfluenceTrimmer, cross_fitted_trims
 
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 
@@ -115,7 +115,7 @@ def cell(name, kind, seed):
 
     trimmer = InfluenceTrimmer(MODEL, random_state=seed).fit(X_train, y_noisy)
     evidence = trimmer.auto_evidence_
-    counted = select_rows(trimmer.scores_, np.array(evidence["class_counts"]), y_noisy, clip=True)
+    counted = evidence["counted_rows"]
     out = {"untrimmed": accuracy([]), "trimmed": accuracy(counted),
            "flagged flipped": accuracy(counted[flipped[counted]]),
            "flagged clean": accuracy(counted[~flipped[counted]]),

@@ -48,6 +48,7 @@ from .influence.noise_count import (
     forward_log_likelihood,
     mislabelled_per_label,
     noise_transition,
+    prune_by_noise_rate,
 )
 from .influence.own_loss import loo_log_proba, loo_losses, loo_outputs, own_losses
 from .influence.subsample import forest_ranks
@@ -280,6 +281,18 @@ def trim_scores(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *, 
         return total / count
 
 
+class NoiseEstimate(NamedTuple):
+    """:func:`estimate_noise`'s count of corrupted rows and what it was read from."""
+
+    #: estimated corrupted rows: one count per class (classifiers, in the order of the training
+    #: rows' ``np.unique(y)``) or a single count (regressors)
+    counts: np.ndarray
+    #: classifiers: the calibrated joint ``Q[given label, true class]``; None for regressors
+    joint: np.ndarray
+    #: classifiers: each row's leave-one-out class probabilities; None for regressors
+    proba: np.ndarray
+
+
 def estimate_noise(split):
     """Estimated corrupted rows among a split's training rows, from leave-one-out predictions.
 
@@ -290,19 +303,45 @@ def estimate_noise(split):
 
     Returns
     -------
-    counts : ndarray of int
-        One count per class (in the order of the training rows' ``np.unique(y)``), or a single
-        count.
-    joint : ndarray of shape (n_classes, n_classes) or None
-        Classifiers: the calibrated joint ``Q[given label, true class]``.
+    NoiseEstimate
     """
     objective = split.objective
     if objective.is_classifier:
         proba = np.exp(_numpy(loo_log_proba(objective, split.curvature)))
         joint = calibrated_joint(proba, _numpy(objective.y).astype(int))
-        return mislabelled_per_label(joint), joint
+        return NoiseEstimate(mislabelled_per_label(joint), joint, proba)
     residuals = _numpy(objective.y) - _numpy(loo_outputs(objective, split.curvature))[:, 0]
-    return np.array([count_outliers(residuals)]), None
+    return NoiseEstimate(np.array([count_outliers(residuals)]), None, None)
+
+
+def counted_rows(noise, scores, y, method):
+    """The rows ``budget="auto"`` removes if its check passes: as many as ``noise`` counts.
+
+    With ``method="loo_loss"`` a classifier loses, for each given label k and other class j,
+    the rows labelled k whose leave-one-out probability of j most exceeds that of k
+    (:func:`~skinfluence.influence.noise_count.prune_by_noise_rate`, from the probabilities the
+    scores are the losses of); with another method, each class loses that class's count of
+    its most suspicious rows; a regressor loses the count's most suspicious rows.
+
+    Parameters
+    ----------
+    noise : NoiseEstimate
+    scores : ndarray of shape (n_samples,)
+    y : ndarray of shape (n_samples,)
+        The training rows' labels (or targets).
+    method : str
+
+    Returns
+    -------
+    ndarray of int
+        The rows, most suspicious first.
+    """
+    if noise.joint is None:
+        return select_rows(scores, int(noise.counts.sum()), clip=True)
+    if method == "loo_loss":
+        return prune_by_noise_rate(noise.proba, np.unique(y, return_inverse=True)[1],
+                                   noise.joint)
+    return select_rows(scores, noise.counts, y, clip=True)
 
 
 def select_rows(scores, n_remove, y=None, clip=False):
@@ -410,9 +449,9 @@ def cross_fitted_trims(estimator, X, y, sample_weight=None, X_val=None, y_val=No
 
     Folds: ``cv``, or 5 stratified folds repeated ``AUTO_REPEATS`` times. On each fold's
     training part one fit serves the noise estimate (:func:`estimate_noise`), the scores of a
-    method without validation rows and the untrimmed model; the trimmed model drops, in each
-    class, that class's count of its most suspicious rows. :func:`auto_budget` compares the two
-    on the held-out rows; ``benchmarks/bench_auto_budget.py`` compares other ways to score them.
+    method without validation rows and the untrimmed model; the trimmed model drops the
+    counted rows (:func:`counted_rows`). :func:`auto_budget` compares the two on the held-out
+    rows; ``benchmarks/bench_auto_budget.py`` compares other ways to score them.
 
     Yields
     ------
@@ -434,28 +473,26 @@ def cross_fitted_trims(estimator, X, y, sample_weight=None, X_val=None, y_val=No
         # (``cv`` splits all rows: a fold's validation rows are carved from its training part)
         fold_scores = _scores_of(fold, X_val, y_val, method, validation_fraction, None, seed,
                                  options)
-        count, joint = estimate_noise(fold)
+        noise = estimate_noise(fold)
         transition = None if not classifier else noise_transition(
-            _embedded(joint, np.unique(y[train]), classes))
+            _embedded(noise.joint, np.unique(y[train]), classes))
         trimmed = None
-        if count.sum() > 0:
+        if noise.counts.sum() > 0:
             keep = np.ones(len(train), dtype=bool)
-            keep[select_rows(fold_scores, count if classifier else int(count.sum()),
-                             y[train] if classifier else None, clip=True)] = False
+            keep[counted_rows(noise, fold_scores, y[train], method)] = False
             sw = None if sample_weight is None else sample_weight[train]
             trimmed = _fit_kept(estimator, _safe_indexing(X, train), y[train], sw, keep)
-        yield FoldTrim(test, count, trimmed, fold.model, transition)
+        yield FoldTrim(test, noise.counts, trimmed, fold.model, transition)
 
 
 def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                 method="loo_loss", cv=None, validation_fraction=0.2, random_state=None,
                 verbose=0, **options):
-    """``budget="auto"``: the rows' scores and the estimated number of corrupted rows, if
-    trimming them helps.
+    """``budget="auto"``: the rows' scores and the rows estimated to be corrupted, if removing
+    them helps.
 
-    The count is :func:`estimate_noise`'s; a classifier loses, in each class, as many of its
-    most suspicious rows (by ``method``) as that class is estimated to hold mislabelled rows
-    (confident learning's pruning by noise rate). The same rule is cross-fitted
+    The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`' (confident
+    learning's pruning by noise rate for the default ``"loo_loss"``). The same rule is cross-fitted
     (:func:`cross_fitted_trims`: 5 stratified folds, repeated twice, unless ``cv`` is given):
     it is applied to each fold's training part, and the trimmed and untrimmed models are
     compared on the held-out rows. Their labels are as noisy as the training labels, so a
@@ -473,10 +510,11 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     scores : ndarray of shape (n_samples,)
         :func:`trim_scores`'s (from the same fit as the count when ``method`` needs no
         validation rows).
-    budget : int or ndarray of int
-        0, or the rows to remove (of each class, in the order of ``np.unique(y)``).
+    removed : ndarray of int
+        The rows to remove, most suspicious first: the counted rows, or none.
     evidence : dict
-        ``"count"``: the estimated number of corrupted rows; ``"class_counts"``: of each class
+        ``"count"``: the estimated number of corrupted rows; ``"counted_rows"``: those rows
+        (removed or not); ``"class_counts"``: of each class
         and ``"noise_transition"``: the estimated probability that a row of true class j is
         labelled k (classifiers); ``"fold_counts"``: the count on each fold's training part;
         ``"gain"`` and ``"gain_se"``: the held-out utility of the trimmed minus the untrimmed
@@ -491,27 +529,29 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                    {**options, "rng": check_random_state(random_state)})
     scores = _scores_of(split, X_val, y_val, method, validation_fraction, cv, random_state,
                         options)
-    counts, joint = estimate_noise(split)
-    if classifier and joint is None:
+    noise = estimate_noise(split)
+    if classifier and noise.joint is None:
         raise ValueError(
             f"budget='auto' counts mislabelled rows from class probabilities, which "
             f"{type(estimator).__name__} does not model (a RidgeClassifier fits class codes); "
             "pass an explicit budget (a count or a fraction), or use a log-loss classifier."
         )
-    budget = counts if classifier else int(counts.sum())
-    evidence = {"count": int(np.sum(counts)), "fold_counts": [], "gain": 0.0, "gain_se": 0.0}
+    counted = counted_rows(noise, scores, y, method)
+    none = counted[:0]
+    evidence = {"count": int(np.sum(noise.counts)), "counted_rows": counted, "fold_counts": [],
+                "gain": 0.0, "gain_se": 0.0}
     if classifier:
-        evidence["class_counts"] = counts.tolist()
-        evidence["noise_transition"] = noise_transition(joint)
+        evidence["class_counts"] = noise.counts.tolist()
+        evidence["noise_transition"] = noise_transition(noise.joint)
     if evidence["count"] < max(1, MIN_COUNT_FRACTION * len(X)):
-        return scores, 0, evidence
+        return scores, none, evidence
     gains, visits = np.zeros(len(X)), np.zeros(len(X))
     for fold in cross_fitted_trims(estimator, X, y, sample_weight, X_val, y_val, method=method,
                                    cv=cv, validation_fraction=validation_fraction,
                                    random_state=rng, verbose=verbose, **options):
         evidence["fold_counts"].append(int(fold.count.sum()))
         if fold.trimmed is None:  # nothing to remove, or nothing to check: no trimming
-            return scores, 0, evidence
+            return scores, none, evidence
         X_test = _safe_indexing(X, fold.test)
         gains[fold.test] += (
             _row_utilities(fold.trimmed, X_test, y[fold.test], fold.transition, classes)
@@ -524,7 +564,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     spread = np.average((gain - evidence["gain"]) ** 2, weights=weights)
     evidence["gain_se"] = float(np.sqrt(spread / max(len(gain) - 1, 1)))
     helps = evidence["gain"] > AUTO_MARGIN * evidence["gain_se"]
-    return scores, (budget if helps else 0), evidence
+    return scores, (counted if helps else none), evidence
 
 
 class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
@@ -549,9 +589,12 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         when it raises the held-out log-likelihood of the noisy labels, each model's class
         probabilities passed through the estimated label noise (forward correction), by half
         a standard error; the budget is 0 otherwise, and when the count is below 1% of the
-        rows (see ``auto_evidence_``). A classifier loses, in each class, that class's count
-        of its most suspicious rows.
-        Every class keeps at least one row.
+        rows (see ``auto_evidence_``). Which rows: with ``method="loo_loss"`` (the default
+        for models other than skorch nets) a classifier loses, for each given label k and
+        other class j, the estimated number of rows of class j labelled k, taking the rows
+        labelled k whose leave-one-out probability of j most exceeds that of k (confident
+        learning's pruning by noise rate); with another method, each class loses its count of
+        its most suspicious rows. Every class keeps at least one row.
     method : {"auto", "loo_loss", "loss", "self", "fi", "iv", "influence", "newton", "tracin", \
             "fine", "banzhaf", "shapley", "downsampling", "random"}, default="auto"
         How rows are scored (the most suspicious are removed first). ``"auto"`` (see
@@ -640,7 +683,7 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         The number of rows removed.
     auto_evidence_ : dict
         Only with ``budget="auto"``: ``"count"`` (estimated corrupted rows),
-        ``"class_counts"`` and ``"noise_transition"`` (classifiers: ``[j, k]`` the estimated
+        ``"counted_rows"`` (those rows, removed only if the check passes), ``"class_counts"`` and ``"noise_transition"`` (classifiers: ``[j, k]`` the estimated
         probability that a row of true class j is labelled k), ``"fold_counts"``, ``"gain"``
         and ``"gain_se"`` (held-out utility of the cross-fitted trimmed models minus the
         untrimmed ones, and its standard error); see :func:`skinfluence.trim.auto_budget`.
@@ -768,9 +811,8 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         memory = check_memory(self.memory)
         labels = y if classifier else None
         if self.budget == "auto":
-            self.scores_, budget, self.auto_evidence_ = memory.cache(auto_budget)(
+            self.scores_, self.removed_, self.auto_evidence_ = memory.cache(auto_budget)(
                 self.estimator, X, y, sample_weight, X_val, y_val, **settings)
-            self.removed_ = select_rows(self.scores_, budget, labels, clip=True)
         else:
             self.scores_ = memory.cache(trim_scores)(self.estimator, X, y, sample_weight,
                                                      X_val, y_val, **settings)
