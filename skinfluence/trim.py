@@ -47,8 +47,8 @@ from .influence.noise_count import (
     count_outliers,
     forward_log_likelihood,
     mislabelled_per_label,
+    mislabelled_posterior,
     noise_transition,
-    prune_by_noise_rate,
 )
 from .influence.own_loss import loo_log_proba, loo_losses, loo_outputs, own_losses
 from .influence.subsample import forest_ranks
@@ -317,11 +317,12 @@ def estimate_noise(split):
 def counted_rows(noise, scores, y, method):
     """The rows ``budget="auto"`` removes if its check passes: as many as ``noise`` counts.
 
-    With ``method="loo_loss"`` a classifier loses, for each given label k and other class j,
-    the rows labelled k whose leave-one-out probability of j most exceeds that of k
-    (:func:`~skinfluence.influence.noise_count.prune_by_noise_rate`, from the probabilities the
-    scores are the losses of); with another method, each class loses that class's count of
-    its most suspicious rows; a regressor loses the count's most suspicious rows.
+    A classifier loses, in each class, that class's count of rows; with ``method="loo_loss"``
+    those most likely to carry a wrong label given their leave-one-out probabilities and the
+    estimated noise transition
+    (:func:`~skinfluence.influence.noise_count.mislabelled_posterior`: the probabilities the
+    scores are the losses of, read through the noise), with another method its most suspicious
+    rows. A regressor loses the count's most suspicious rows.
 
     Parameters
     ----------
@@ -339,8 +340,8 @@ def counted_rows(noise, scores, y, method):
     if noise.joint is None:
         return select_rows(scores, int(noise.counts.sum()), clip=True)
     if method == "loo_loss":
-        return prune_by_noise_rate(noise.proba, np.unique(y, return_inverse=True)[1],
-                                   noise.joint)
+        scores = mislabelled_posterior(noise.proba, np.unique(y, return_inverse=True)[1],
+                                       noise_transition(noise.joint))
     return select_rows(scores, noise.counts, y, clip=True)
 
 
@@ -491,8 +492,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     """``budget="auto"``: the rows' scores and the rows estimated to be corrupted, if removing
     them helps.
 
-    The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`' (confident
-    learning's pruning by noise rate for the default ``"loo_loss"``). The same rule is cross-fitted
+    The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`'. The same rule is cross-fitted
     (:func:`cross_fitted_trims`: 5 stratified folds, repeated twice, unless ``cv`` is given):
     it is applied to each fold's training part, and the trimmed and untrimmed models are
     compared on the held-out rows. Their labels are as noisy as the training labels, so a
@@ -589,12 +589,11 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         when it raises the held-out log-likelihood of the noisy labels, each model's class
         probabilities passed through the estimated label noise (forward correction), by one
         standard error; the budget is 0 otherwise, and when the count is below 1% of the
-        rows (see ``auto_evidence_``). Which rows: with ``method="loo_loss"`` (the default
-        for models other than skorch nets) a classifier loses, for each given label k and
-        other class j, the estimated number of rows of class j labelled k, taking the rows
-        labelled k whose leave-one-out probability of j most exceeds that of k (confident
-        learning's pruning by noise rate); with another method, each class loses its count of
-        its most suspicious rows. Every class keeps at least one row.
+        rows (see ``auto_evidence_``). A classifier loses, in each class, that class's
+        count of rows: with ``method="loo_loss"`` (the default for models other than skorch
+        nets) those most likely to carry a wrong label, by Bayes' rule from their
+        leave-one-out class probabilities and the estimated noise transition; with another
+        method its most suspicious rows. Every class keeps at least one row.
     method : {"auto", "loo_loss", "loss", "self", "fi", "iv", "influence", "newton", "tracin", \
             "fine", "banzhaf", "shapley", "downsampling", "random"}, default="auto"
         How rows are scored (the most suspicious are removed first). ``"auto"`` (see

@@ -8,9 +8,8 @@ Counting rows by (given label, confident class) gives the confident joint ``C``;
 is rescaled to the number of rows carrying that label (calibration), and the off-diagonal mass
 is the estimated number of mislabelled rows carrying that label. Its columns, normalised, give
 the noise transition ``T`` (true class -> given label), through which a model of the true
-classes is scored on noisy labels (``forward_log_likelihood``). Which rows are the mislabelled
-ones: each off-diagonal entry ``Q[k, j]`` names the rows labelled k whose probability of j most
-exceeds that of k (``prune_by_noise_rate``).
+classes is scored on noisy labels (``forward_log_likelihood``) and, with the class
+probabilities, gives each row's probability of carrying a wrong label (``mislabelled_posterior``).
 """
 
 import numpy as np
@@ -95,60 +94,6 @@ def mislabelled_per_label(joint):
     return np.round(joint.sum(1) - np.diag(joint)).astype(int)
 
 
-def prune_by_noise_rate(proba, labels, joint):
-    """The rows the joint estimates to be mislabelled, by confident learning's pruning by noise
-    rate (Northcutt et al., 2021, section 3.3): for each given label k and other class j, the
-    ``Q[k, j]`` rows labelled k with the largest margin ``P[:, j] - P[:, k]``, the entries of
-    each label rounded so that they add up to that label's count (:func:`mislabelled_per_label`).
-
-    Unlike removing each label's count of its least probable rows, a pair takes the rows that
-    look like its class j: under structured noise (class k mislabelled as k + 1) the rows
-    labelled k + 1 that resemble k go, not those that resemble k + 2. With two classes the two
-    rules coincide. A row is taken by one pair at most (the pairs in order of k, then j), and
-    every label keeps at least one row.
-
-    Parameters
-    ----------
-    proba : ndarray of shape (n_samples, n_classes)
-        Out-of-sample class probabilities of each row.
-    labels : ndarray of int, shape (n_samples,)
-        Given labels as class indices.
-    joint : ndarray of shape (n_classes, n_classes)
-        :func:`calibrated_joint`'s ``Q[given label, true class]``.
-
-    Returns
-    -------
-    ndarray of int
-        The rows, largest margin first.
-    """
-    wanted = _pair_counts(joint)
-    taken = np.zeros(len(labels), dtype=bool)
-    margins = np.zeros(len(labels))  # of each taken row, for its pair
-    for k in range(len(joint)):
-        carried = np.flatnonzero(labels == k)
-        spare = len(carried) - 1  # the label's last row stays
-        for j in np.flatnonzero(np.arange(len(joint)) != k):
-            free = carried[~taken[carried]]
-            margin = proba[free, j] - proba[free, k]
-            best = np.argsort(-margin, kind="stable")[:max(min(wanted[k, j], spare), 0)]
-            taken[free[best]] = True
-            margins[free[best]] = margin[best]
-            spare -= len(best)
-    rows = np.flatnonzero(taken)
-    return rows[np.argsort(-margins[rows], kind="stable")]
-
-
-def _pair_counts(joint):
-    """The joint's off-diagonal entries rounded to whole rows, each label's (row's) entries
-    adding up to its rounded off-diagonal mass (largest remainders round up)."""
-    off = joint * (1 - np.eye(len(joint)))
-    whole = np.floor(off)
-    short = mislabelled_per_label(joint) - whole.sum(1).astype(int)
-    for k in np.flatnonzero(short > 0):
-        whole[k, np.argsort(-(off[k] - whole[k]), kind="stable")[:short[k]]] += 1
-    return whole.astype(int)
-
-
 def noise_transition(joint):
     """``T[j, k]``: the probability that a row of true class j is labelled k, from a joint
     of (given label, true class) counts such as :func:`calibrated_joint`'s.
@@ -158,6 +103,34 @@ def noise_transition(joint):
     truth = joint.sum(0)
     return np.divide(joint.T, truth[:, None], out=np.zeros_like(joint.T, dtype=float),
                      where=truth[:, None] > 0)
+
+
+def mislabelled_posterior(proba, labels, transition):
+    """Probability that each row's given label is wrong, by Bayes' rule under the noise
+    transition: ``sum_{j != k} p_j T[j, k] / sum_j p_j T[j, k]`` for a row labelled k whose
+    true class probabilities are ``p``.
+
+    Within a label it orders the rows as their probability of the label does when the noise is
+    uniform over the other classes (and always with two classes); under structured noise (class
+    k labelled k + 1) a row labelled k + 1 that resembles k + 2, a class that rarely turns into
+    k + 1, keeps a low probability of being mislabelled.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        Out-of-sample class probabilities of each row.
+    labels : ndarray of int, shape (n_samples,)
+        Given labels as class indices.
+    transition : ndarray of shape (n_classes, n_classes)
+        :func:`noise_transition`'s ``T``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    produce = proba * transition[:, labels].T  # p_j T[j, label]: class j and this label
+    rows = np.arange(len(labels))
+    return 1 - produce[rows, labels] / np.maximum(produce.sum(1), np.finfo(float).tiny)
 
 
 def forward_log_likelihood(proba, labels, transition):
