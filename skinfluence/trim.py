@@ -68,10 +68,10 @@ AUTO_REPEATS = 2
 #: exceeds this many standard errors. ``benchmarks/bench_auto_budget.py`` chose it on seeds
 #: 10-29 of ``bench_trim.py``'s 27 noisy cells (the README reports seeds 0-4) as the margin
 #: with the fewest cells more than 0.3 points below untrimmed training among those at least as
-#: accurate as CleanLearning on average: with the counted rows removed by (label, class) pair,
-#: margins 0 / 0.5 / 1 / 2 gave mean gains over untrimmed training of 3.06 / 3.01 / 2.90 /
-#: 2.31 points (CleanLearning 2.60) with 3 / 2 / 1 / 1 such cells. On seeds 30-49, which
-#: chose nothing, 0.5 and 1 tie (2.54 and 2.52, 2 harmful cells each; CleanLearning 2.39, 3).
+#: accurate as CleanLearning on average, then the most accurate: margins 0 / 0.5 / 1 / 2 gave
+#: mean gains over untrimmed training of 3.16 / 3.13 / 3.02 / 2.41 points (CleanLearning 2.60)
+#: with 3 / 2 / 1 / 1 such cells. (Before the counted rows were chosen by their probability of
+#: a wrong label, the same criterion picked 0.5: 2.79 with 1 cell against 2.66 with 1.)
 AUTO_MARGIN = 1.0
 #: ``budget="auto"`` treats a count of corrupted rows below this fraction of the rows as zero:
 #: on clean breast_cancer (398 training rows) the count is 0-2 rows; on the benchmark's data
