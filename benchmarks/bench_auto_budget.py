@@ -198,7 +198,8 @@ def main():
         cells = [key for key in results if key[1] in chosen]
         print(f"\n{title}: accuracy gain over untrimmed training (points), {len(cells)} noisy "
               f"cells, seeds {seeds.start}-{seeds.stop - 1}\n")
-        print("| rule | mean gain | worst cell | cells below -0.3 | those cells (± standard error) |")
+        print("| rule | mean gain | worst cell | cells below -0.3 "
+              "| those cells (± standard error) |")
         print("|---|---|---|---|---|")
         for statistic in STATISTICS:
             for margin in MARGINS:

@@ -492,10 +492,10 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     """``budget="auto"``: the rows' scores and the rows estimated to be corrupted, if removing
     them helps.
 
-    The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`'. The same rule is cross-fitted
-    (:func:`cross_fitted_trims`: 5 stratified folds, repeated twice, unless ``cv`` is given):
-    it is applied to each fold's training part, and the trimmed and untrimmed models are
-    compared on the held-out rows. Their labels are as noisy as the training labels, so a
+    The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`'. The same rule
+    is cross-fitted (:func:`cross_fitted_trims`: 5 stratified folds, repeated twice, unless
+    ``cv`` is given): it is applied to each fold's training part, and the trimmed and
+    untrimmed models are compared on the held-out rows. Their labels are as noisy as the training labels, so a
     classifier is scored by the log-likelihood of each held-out label under its class
     probabilities passed through the noise transition estimated on the fold's training part
     (:func:`skinfluence.influence.noise_count.forward_log_likelihood`: forward correction); a
