@@ -3,11 +3,11 @@ trimming always, on the cells of ``bench_trim.py``.
 
 ``budget="auto"`` counts the mislabelled rows (confident learning on leave-one-out
 probabilities) and trims them if the same rule, cross-fitted (5 stratified folds, twice), scores
-better on the held-out rows. The held-out labels are as noisy as the training labels, so the choice is
-how to score a held-out row, and how much evidence to demand. This script replays the check's
-folds (:func:`skinfluence.trim.cross_fitted_trims`, the folds the trimmer itself uses) and scores
-the trimmed and untrimmed fold models on the held-out rows four ways, ``T`` the fold's estimated
-noise transition:
+better on the held-out rows. The held-out labels are as noisy as the training labels, so the
+choice is how to score a held-out row, and how much evidence to demand. This script replays the
+check's folds (:func:`skinfluence.trim.cross_fitted_trims`, the folds the trimmer itself uses)
+and scores the trimmed and untrimmed fold models on the held-out rows four ways, ``T`` the fold's
+estimated noise transition:
 
 * forward-corrected log-likelihood (the default): ``log (p T)[label]``, the probability of the
   noisy label when the model's class probabilities ``p`` pass through the estimated noise

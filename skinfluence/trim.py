@@ -495,15 +495,15 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
     The count is :func:`estimate_noise`'s and the rows :func:`counted_rows`'. The same rule
     is cross-fitted (:func:`cross_fitted_trims`: 5 stratified folds, repeated twice, unless
     ``cv`` is given): it is applied to each fold's training part, and the trimmed and
-    untrimmed models are compared on the held-out rows. Their labels are as noisy as the training labels, so a
-    classifier is scored by the log-likelihood of each held-out label under its class
-    probabilities passed through the noise transition estimated on the fold's training part
-    (:func:`skinfluence.influence.noise_count.forward_log_likelihood`: forward correction); a
-    regressor by minus the squared error. The budget is the count when the held-out gain of
-    trimming, averaged over the rows (each row's mean over the repeats), exceeds
-    ``AUTO_MARGIN`` standard errors; it is 0 otherwise, and when the count is consistent with
-    clean data (below ``MIN_COUNT_FRACTION`` of the rows, or zero on some fold, or some fold
-    holds one class).
+    untrimmed models are compared on the held-out rows. Their labels are as noisy as the
+    training labels, so a classifier is scored by the log-likelihood of each held-out label
+    under its class probabilities passed through the noise transition estimated on the fold's
+    training part (:func:`skinfluence.influence.noise_count.forward_log_likelihood`: forward
+    correction); a regressor by minus the squared error. The budget is the count when the
+    held-out gain of trimming, averaged over the rows (each row's mean over the repeats),
+    exceeds ``AUTO_MARGIN`` standard errors; it is 0 otherwise, and when the count is
+    consistent with clean data (below ``MIN_COUNT_FRACTION`` of the rows, or zero on some fold,
+    or some fold holds one class).
 
     Returns
     -------
@@ -682,8 +682,9 @@ class InfluenceTrimmer(DelegatesToEstimator, MetaEstimatorMixin, BaseEstimator):
         The number of rows removed.
     auto_evidence_ : dict
         Only with ``budget="auto"``: ``"count"`` (estimated corrupted rows),
-        ``"counted_rows"`` (those rows, removed only if the check passes), ``"class_counts"`` and ``"noise_transition"`` (classifiers: ``[j, k]`` the estimated
-        probability that a row of true class j is labelled k), ``"fold_counts"``, ``"gain"``
+        ``"counted_rows"`` (those rows, removed only if the check passes), ``"class_counts"``
+        and ``"noise_transition"`` (classifiers: ``[j, k]`` the estimated probability that a
+        row of true class j is labelled k), ``"fold_counts"``, ``"gain"``
         and ``"gain_se"`` (held-out utility of the cross-fitted trimmed models minus the
         untrimmed ones, and its standard error); see :func:`skinfluence.trim.auto_budget`.
     support_ : ndarray of bool, shape (n_samples,)

@@ -128,9 +128,9 @@ def mislabelled_posterior(proba, labels, transition):
     -------
     ndarray of shape (n_samples,)
     """
-    produce = proba * transition[:, labels].T  # p_j T[j, label]: class j and this label
+    via = proba * transition[:, labels].T  # via[i, j] = p_ij T[j, label_i]: class j, then label
     rows = np.arange(len(labels))
-    return 1 - produce[rows, labels] / np.maximum(produce.sum(1), np.finfo(float).tiny)
+    return 1 - via[rows, labels] / np.maximum(via.sum(1), np.finfo(float).tiny)
 
 
 def forward_log_likelihood(proba, labels, transition):
