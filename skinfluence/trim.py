@@ -105,6 +105,12 @@ class _Split:
                               device=self.options["device"], **extra)
 
     @cached_property
+    def loo_log_proba(self):
+        """Each training row's class log-probabilities under the parameters refitted without it
+        (classifiers): one Newton pass serves both the leave-one-out losses and the noise count."""
+        return _numpy(loo_log_proba(self.objective, self.curvature))
+
+    @cached_property
     def curvature(self):
         damping, solver = self.options["damping"], self.options["solver"]
         if solver == "kfsvd":
@@ -144,7 +150,11 @@ def _loss(split):
 
 
 def _loo_loss(split):
-    return _numpy(loo_losses(split.objective, split.curvature))
+    objective = split.objective
+    if objective.is_classifier:  # the log loss of the row's label
+        labels = _numpy(objective.y).astype(int)
+        return -split.loo_log_proba[np.arange(len(labels)), labels]
+    return _numpy(loo_losses(objective, split.curvature))
 
 
 def _self(split):
@@ -307,7 +317,7 @@ def estimate_noise(split):
     """
     objective = split.objective
     if objective.is_classifier:
-        proba = np.exp(_numpy(loo_log_proba(objective, split.curvature)))
+        proba = np.exp(split.loo_log_proba)
         joint = calibrated_joint(proba, _numpy(objective.y).astype(int))
         return NoiseEstimate(mislabelled_per_label(joint), joint, proba)
     residuals = _numpy(objective.y) - _numpy(loo_outputs(objective, split.curvature))[:, 0]
