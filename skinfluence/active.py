@@ -360,7 +360,7 @@ def _fi_utilities(selector, X_lab, y_lab, w_lab, X_cand, rng):
     N = local_influence_factors(objective, solver, rows=rows)  # (n_lab, p, r)
     n_lab, p, r = N.shape
     factors = N.permute(1, 0, 2).reshape(p, n_lab * r)
-    X_u = as_tensor(X_cand, objective.theta.device, objective.theta.dtype)
+    X_u = objective.as_rows(objective.preprocess(X_cand))  # through a Pipeline's steps
     y_u = selector._predicted_labels(objective, X_cand)
     out = []
     for s in objective.chunks(len(X_cand), n_lab * r + p):
@@ -468,7 +468,7 @@ def _laplace_proba(selector, X_lab, y_lab, w_lab, X_cand, seed):
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(theta.numel(), selector.mc_samples, generator=gen, dtype=theta.dtype)
     shifts = torch.linalg.solve_triangular(factor.T, noise.to(theta.device), upper=True)
-    X_u = as_tensor(X_cand, theta.device, theta.dtype)
+    X_u = objective.as_rows(objective.preprocess(X_cand))
     proba = [objective.log_proba(theta + shifts[:, t], X_u).exp()
              for t in range(selector.mc_samples)]
     return torch.stack(proba).detach().cpu().numpy()

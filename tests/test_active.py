@@ -7,6 +7,8 @@ from scipy.stats import trim_mean
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch.func import grad, hessian, jacrev
 
 from skinfluence import ActiveLearningSelector, active_learning_curve
@@ -183,6 +185,21 @@ def test_deterministic_under_random_state(method, options):
     other = ActiveLearningSelector(_model(), method=method, batch_size=5, random_state=4,
                                    **options).query(X, y, return_utilities=True)
     assert not np.array_equal(np.nan_to_num(other[1]), np.nan_to_num(runs[0][1]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pipeline_scores_the_rows_its_scaler_transforms(method):
+    """A Pipeline(scaler, model) on raw rows scores as the bare model on the rows scaled by
+    the same scaler (fitted on the labeled rows)."""
+    X, y, _ = _pool()
+    X = X * [10, 1, 5, 0.1, 3] + [50, 0, -3, 2, 1]
+    labeled = ~np.isnan(y)
+    scaled = StandardScaler().fit(X[labeled]).transform(X)
+    runs = [ActiveLearningSelector(model, method=method, batch_size=5, random_state=0).query(
+        rows, y, return_utilities=True)
+        for model, rows in ((make_pipeline(StandardScaler(), _model()), X), (_model(), scaled))]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-6, atol=1e-9)
 
 
 def test_string_labels_and_custom_missing_label():

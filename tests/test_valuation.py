@@ -9,6 +9,8 @@ from scipy.stats import betabinom
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import skinfluence
 from skinfluence.valuation import valuation_scores
@@ -189,6 +191,17 @@ def test_representer_points_reconstruct_the_prediction(model, three_classes):
     np.testing.assert_allclose(reconstructed, output, atol=1e-6)
     assert np.abs(rep.residual).max() < 1e-6
     assert np.abs(rep.contributions).max() > 1e-2  # not trivially zero
+
+
+def test_representer_points_of_a_pipeline_decompose_its_output():
+    """The test rows go through the Pipeline's scaler, as the Pipeline's own output does."""
+    X, y = load_breast_cancer(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cholesky", tol=1e-12))
+    pipe.fit(X[:300], y[:300])
+    rep = skinfluence.representer_points(pipe, X[:300], y[:300], X[300:320])
+    np.testing.assert_allclose(rep.prediction, pipe.decision_function(X[300:320]), atol=1e-8)
+    np.testing.assert_allclose(rep.contributions.sum(axis=0) + rep.intercept, rep.prediction,
+                               atol=1e-6)
 
 
 def test_representer_points_of_a_network_last_layer():

@@ -101,7 +101,8 @@ def representer_points(estimator, X, y, X_test, y_test=None, *, sample_weight=No
             f"{type(estimator).__name__} has no L2 penalty; the representer theorem needs one "
             "(e.g. LogisticRegression's C < inf, Ridge's alpha > 0, weight decay for a net)."
         )
-    outputs = objective.outputs(theta, objective.X.new_tensor(X_test))
+    X_rows = objective.as_rows(objective.preprocess(X_test))  # through a Pipeline's steps
+    outputs = objective.outputs(theta, X_rows)
     if outputs.shape[1] == 1:
         column = torch.zeros(len(X_test), dtype=torch.long)
     elif y_test is not None:
@@ -109,14 +110,13 @@ def representer_points(estimator, X, y, X_test, y_test=None, *, sample_weight=No
     else:
         column = outputs.argmax(dim=1)
     rows = torch.arange(len(X_test))
-    J = objective.jacobian(objective.X.new_tensor(X_test))[rows, column]  # (m, p)
+    J = objective.jacobian(X_rows)[rows, column]  # (m, p)
     S = penalised.nonzero()[:, 0]
     V = torch.zeros(len(theta), len(X_test), dtype=theta.dtype, device=theta.device)
     V[S] = torch.linalg.solve(P[S][:, S], J[:, S].T)
     contributions = torch.cat([-objective.train_grads_times(s, V)
                                for s in objective.chunks(objective.n_rows, len(X_test))])
-    intercept = objective.outputs(torch.where(penalised, 0.0, theta),
-                                  objective.X.new_tensor(X_test))[rows, column]
+    intercept = objective.outputs(torch.where(penalised, 0.0, theta), X_rows)[rows, column]
     return Representers(contributions.detach().cpu().numpy(),
                         intercept.detach().cpu().numpy(),
                         outputs[rows, column].detach().cpu().numpy())
