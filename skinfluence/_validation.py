@@ -182,7 +182,7 @@ def _check_target(y, name):
     return y
 
 
-def _check_rows(X, estimator, name):
+def _check_rows(X, estimator, name, dtype=np.float64):
     """Rows for ``estimator``: float64 (dense, or sparse CSR) without NaN/inf, or, when the
     estimator's own preprocessing (a Pipeline's steps) turns them into numbers, as given.
 
@@ -194,7 +194,7 @@ def _check_rows(X, estimator, name):
     if estimator is not None:
         check_feature_names(estimator, X, name)
     if estimator is None or not unwrap_model(estimator).transforms_rows:
-        return check_array(X, accept_sparse="csr", dtype=np.float64, input_name=name)
+        return check_array(X, accept_sparse="csr", dtype=dtype, input_name=name)
     if not hasattr(X, "shape"):  # a list of rows: an array the preprocessing can index
         X = check_array(X, dtype=None, ensure_all_finite=False, input_name=name)
     if len(X.shape) != 2:
@@ -207,15 +207,16 @@ def _check_rows(X, estimator, name):
     return X
 
 
-def check_training_data(X, y, sample_weight=None, estimator=None):
+def check_training_data(X, y, sample_weight=None, estimator=None, dtype=np.float64):
     """Validated training data: float64 ``X`` (dense, or sparse CSR for the linear models)
-    without NaN/inf, matching lengths.
+    without NaN/inf, matching lengths. ``dtype`` as :func:`sklearn.utils.check_array` takes it
+    (``(np.float64, np.float32)`` keeps float32 rows for a net that trains in float32).
 
     With ``estimator``, a data frame's columns are checked against ``feature_names_in_``; an
     estimator that preprocesses its rows (a Pipeline) gets ``X`` as given (see
     :func:`_check_rows`).
     """
-    X = _check_rows(X, estimator, "X")
+    X = _check_rows(X, estimator, "X", dtype)
     if y is None:
         raise ValueError("y is required: pass the training targets the model was fitted on.")
     y = _check_target(y, "y")

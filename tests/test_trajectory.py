@@ -40,12 +40,12 @@ class Tiny(torch.nn.Module):
         return self.head(torch.tanh(self.body(X)))
 
 
-def _tiny_net(**kw):
+def _tiny_net(module=Tiny, **kw):
     # a module class: each training run initialises afresh from its seed
     params = {"criterion": torch.nn.CrossEntropyLoss, "optimizer": torch.optim.SGD, "lr": 0.3,
               "batch_size": 4, "max_epochs": 5, "train_split": None, "verbose": 0,
               "iterator_train__shuffle": True}
-    return NeuralNetClassifier(Tiny, **{**params, **kw})
+    return NeuralNetClassifier(module, **{**params, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +324,32 @@ def test_mlp_tracin_self_influence_finds_flipped_labels():
     assert fine.batches_[0].shape == (3, 2, 201)
     trimmer = InfluenceTrimmer(small, method="tracin", budget=0.2, random_state=0).fit(X, y_noisy)
     assert trimmer.method_ == "tracin" and trimmer.scores_.shape == (len(X),)
+
+
+class TinyFloat32(torch.nn.Module):
+    """``Tiny`` in torch's default precision, as most users build their modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)
+
+    def forward(self, X):
+        return self.head(torch.tanh(self.body(X)))
+
+
+def test_repeated_retraining_of_nets_float32_and_threads(tiny):
+    """A float32 net retrains on its own precision's rows; threads sharing torch's generator
+    give the serial seeds' results exactly."""
+    from joblib import parallel_config
+
+    X, y, X_test, y_test = tiny
+    options = {"indices": [0, 3], "n_repeats": 3, "random_state": 0}
+    single = _tiny_net(module=TinyFloat32)
+    effect = repeated_leave_one_out(single, X.astype(np.float32), y, X_test.astype(np.float32),
+                                    y_test, **options).effect
+    assert effect.shape == (2, 3) and np.isfinite(effect).all() and np.abs(effect).max() > 0
+    serial = repeated_leave_one_out(_tiny_net(), X, y, X_test, y_test, **options).effect
+    with parallel_config(backend="threading"):
+        threaded = repeated_leave_one_out(_tiny_net(), X, y, X_test, y_test, n_jobs=2,
+                                          **options).effect
+    np.testing.assert_array_equal(threaded, serial)

@@ -22,6 +22,7 @@ Three ways to record:
 import copy
 import numbers
 import sys
+import threading
 
 import numpy as np
 import torch
@@ -264,16 +265,22 @@ def _seeded_clone(estimator, seed):
     return model
 
 
+#: torch's generator is global to the process: threads (joblib's "threading" backend) take
+#: turns seeding and training nets on it, or each would draw from the others' seeds.
+_TORCH_GENERATOR = threading.Lock()
+
+
 def seeded_fit(estimator, X, y, seed):
     """Fit a clone of ``estimator`` whose training randomness is set by ``seed``.
 
     skorch nets: torch's generator, in a forked state so that the caller's generator is left
-    as it was (the seed sets initialisation and minibatch order); others: ``random_state``.
+    as it was (the seed sets initialisation and minibatch order), one thread at a time;
+    others: ``random_state``.
     """
     model = _seeded_clone(estimator, seed)
     if not is_skorch_net(model):
         return model.fit(X, y)
-    with torch.random.fork_rng(devices=[]):
+    with _TORCH_GENERATOR, torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         return model.fit(X, y)

@@ -83,7 +83,7 @@ def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeat
     ``(n_indices,)`` arrays for ``target="mean_loss"``.
     """
     check_same_columns(X, X_test, "X_test")
-    X, y, _ = check_training_data(X, y)
+    X, y, _ = check_training_data(X, y, dtype=(np.float64, np.float32))  # a float32 net's rows
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
     check_classifier_target(estimator, y)
     indices = check_indices(indices, len(X))
