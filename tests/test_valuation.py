@@ -273,6 +273,12 @@ def test_bad_input():
                                 budget=30)
     with pytest.raises(ValueError, match="method"):
         valuation_scores(Ridge(), X[:20], y[:20], X[20:30], y[20:30], method="loo")
+    # a subset holding two of three classes: its model has no column for the third
+    rng = np.random.RandomState(1)
+    X3, y3 = rng.randn(12, 3), np.arange(12) % 3
+    with pytest.raises(ValueError, match="subset of 3 rows holding 2 of the 3 classes"):
+        skinfluence.data_values(LogisticRegression(), X3, y3, X3, y3, method="banzhaf",
+                                scoring="neg_log_loss", budget=100, random_state=0)
 
 
 def test_dask_cluster_gives_the_local_values(small):

@@ -32,9 +32,20 @@ def fit_and_score(estimator, X, y, X_val, y_val, scoring, mask):
     if len(labels) == 0 or (is_classifier(estimator) and len(np.unique(labels)) < 2):
         model = constant_predictor(estimator, y, mask)
         scorer = check_scoring(model, scoring=scoring)
+        score = float(scorer(model, X_val, y_val))
     else:
-        model = refit_without(estimator, X, y, None, mask)
-    score = float(scorer(model, X_val, y_val))
+        try:
+            model = refit_without(estimator, X, y, None, mask)
+            score = float(scorer(model, X_val, y_val))
+        except ValueError as error:
+            classes = (f" holding {len(np.unique(labels))} of the {len(np.unique(y))} classes"
+                       if is_classifier(estimator) else "")
+            raise ValueError(
+                f"{type(estimator).__name__} fitted on a subset of {len(labels)} rows{classes} "
+                f"could not be scored with {scoring or 'score'!r} ({error}). Data values score "
+                "every subset: pass a scorer of predicted labels (e.g. 'accuracy') and an "
+                "estimator that fits any subset of two or more rows."
+            ) from error
     if not np.isfinite(score):
         raise ValueError(
             f"The scoring {scoring or 'score'!r} returned {score} for a {type(model).__name__} "
