@@ -1,5 +1,7 @@
 """MTIF: block-arrow algebra against dense formulas, estimates against real retraining."""
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -262,3 +264,50 @@ def test_plot_task_influence(data):
     assert len(ax.get_xticks()) == 6
     with pytest.raises(ValueError, match="square"):
         plot_task_influence(np.zeros((2, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_network_accepts_a_random_state_instance():
+    Xtr, _, ytr, _, ttr, _ = split(K=2, d=3, n=20, seed=0)
+    options = {"hidden_layer_sizes": (3,), "max_iter": 5}
+    seeded = SharedBottomNetwork(random_state=0, **options).fit(Xtr, ytr, ttr)
+    drawn = SharedBottomNetwork(random_state=np.random.RandomState(0), **options)
+    drawn.fit(Xtr, ytr, ttr)
+    np.testing.assert_array_equal(drawn.shared_, seeded.shared_)
+    np.testing.assert_array_equal(drawn.heads_, seeded.heads_)
+
+
+@pytest.mark.parametrize("sizes", [(), [], (0,), (4, -2), (2.5,), (True,)])
+def test_network_rejects_bad_hidden_layer_sizes(sizes):
+    Xtr, _, ytr, _, ttr, _ = split(K=2, d=3, n=20, seed=0)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes must hold the positive integer"):
+        SharedBottomNetwork(hidden_layer_sizes=sizes).fit(Xtr, ytr, ttr)
+
+
+def test_tasks_as_a_column_vector(data):
+    Xtr, ytr, ttr = data[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        column = MultitaskRidge().fit(Xtr, ytr, ttr[:, None])
+    np.testing.assert_array_equal(column.coef_, MultitaskRidge().fit(Xtr, ytr, ttr).coef_)
+    with pytest.raises(ValueError, match=r"`tasks` must be 1-d, .* got shape \(\d+, 2\)"):
+        MultitaskRidge().fit(Xtr, ytr, np.c_[ttr, ttr])
+
+
+def test_leave_one_task_out_with_a_single_task():
+    X, y, tasks, _ = make_multitask_regression(1, 3, 20, random_state=0)
+    mtif = MultitaskInfluence(MultitaskRidge()).fit(X, y, tasks)
+    np.testing.assert_array_equal(mtif.task_influence_, [[np.nan]])
+    np.testing.assert_array_equal(leave_one_task_out(MultitaskRidge(), X, y, tasks), [[np.nan]])
+    np.testing.assert_array_equal(mtif.leave_one_task_out(), [[np.nan]])
+
+
+def test_influence_refits_on_its_own_copy_of_the_data(data):
+    Xtr, ytr, ttr, Xva, yva, tva = (a.copy() for a in data)
+    mtif = MultitaskInfluence(MultitaskRidge(lam=0.1)).fit(Xtr, ytr, ttr, Xva, yva, tva)
+    truth = mtif.leave_one_task_out()
+    trimmed = mtif.trim(fraction=0.05)[0]
+    for array in (Xtr, ytr, ttr, Xva, yva, tva):  # the caller reuses its buffers
+        array[:] = 0
+    np.testing.assert_array_equal(mtif.leave_one_task_out(), truth)
+    np.testing.assert_array_equal(mtif.trim(fraction=0.05)[0].coef_, trimmed.coef_)

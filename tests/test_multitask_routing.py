@@ -108,3 +108,10 @@ def test_keyword_and_positional_tasks_agree(data):
     a = MultitaskInfluence(MultitaskRidge(lam=0.3)).fit(X, y, tasks=tasks)
     b = MultitaskInfluence(MultitaskRidge(lam=0.3)).fit(X, y, tasks)
     np.testing.assert_array_equal(a.data_influence_, b.data_influence_)
+
+
+def test_unshuffled_folds_name_the_unseen_task(data, routing):
+    X, y, tasks = data  # rows sorted by task: each unshuffled fold tests on an unseen task
+    with pytest.raises(ValueError, match=r"Task labels \['a'\] were not seen in fit"):
+        cross_val_score(MultitaskRidge(), X, y, params={"tasks": tasks}, cv=3,
+                        error_score="raise")

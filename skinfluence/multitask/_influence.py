@@ -40,24 +40,31 @@ from skinfluence.multitask._objective import multitask_objective, task_positions
 from skinfluence.multitask._tasks import check_tasks
 
 
-def _check_data(X, y, tasks, X_val, y_val, tasks_val):
-    """Validate training and validation data; the training rows are the default validation."""
-    X = check_array(X)
-    y = np.asarray(y)
+def _check_data(X, y, tasks, X_val, y_val, tasks_val, copy=False):
+    """Validate training and validation data; the training rows are the default validation.
+
+    With ``copy=True`` no returned array shares memory with the inputs (those that validation
+    did not already convert are copied), so that later changes to the inputs do not reach them.
+    """
+    def owned(checked, given):
+        return checked.copy() if copy and np.may_share_memory(checked, given) else checked
+
+    X = owned(check_array(X), X)
+    y = owned(np.asarray(y), y)
     check_finite_target(y, "y")
-    tasks = check_tasks(tasks, len(X))
+    tasks = owned(check_tasks(tasks, len(X)), tasks)
     check_consistent_length(X, y, tasks)
     given = [v is not None for v in (X_val, y_val, tasks_val)]
     if any(given) and not all(given):
         raise ValueError("Pass all of X_val, y_val and tasks_val, or none of them.")
     if not any(given):
         return X, y, tasks, X, y, tasks
-    X_val = check_array(X_val)
+    X_val = owned(check_array(X_val), X_val)
     if X_val.shape[1] != X.shape[1]:
         raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}.")
-    y_val = np.asarray(y_val)
+    y_val = owned(np.asarray(y_val), y_val)
     check_finite_target(y_val, "y_val")
-    tasks_val = check_tasks(tasks_val, len(X_val))
+    tasks_val = owned(check_tasks(tasks_val, len(X_val)), tasks_val)
     check_consistent_length(X_val, y_val, tasks_val)
     check_validation_tasks(tasks, tasks_val)
     return X, y, tasks, X_val, y_val, tasks_val
@@ -203,7 +210,8 @@ class MultitaskInfluence(BaseEstimator):
         self : MultitaskInfluence
         """
         self._validate_params()
-        data = _check_data(X, y, tasks, X_val, y_val, tasks_val)
+        # copies: trim and leave_one_task_out refit on them, whatever the caller does to X later
+        data = _check_data(X, y, tasks, X_val, y_val, tasks_val, copy=True)
         self.estimator_ = clone(self.estimator).fit(*data[:3])
         objective = multitask_objective(self.estimator_, resolve_device(self.device))
         self.tasks_ = objective.classes
@@ -252,6 +260,8 @@ def _validation_losses(estimator, X_val, y_val, tasks_val, labels):
 
 
 def _refit_losses(estimator, X, y, tasks, keep, validation, labels):
+    if not keep.any():  # removing the only task leaves nothing to fit, nor a loss to measure
+        return np.full(len(labels), np.nan)
     fitted = clone(estimator).fit(X[keep], y[keep], tasks[keep])
     return _validation_losses(fitted, *validation, labels)
 
@@ -283,7 +293,8 @@ def leave_one_task_out(estimator, X, y, tasks, X_val=None, y_val=None, tasks_val
     -------
     effects : ndarray of shape (K, K)
         ``effects[l, k] = V_k(fitted without task l) - V_k(fitted with all)``, tasks in sorted
-        label order; NaN on the diagonal.
+        label order; NaN on the diagonal. With a single task, ``[[nan]]``, as
+        ``MultitaskInfluence.task_influence_``.
     """
     def masks(tasks, labels):
         return (tasks != label for label in labels)

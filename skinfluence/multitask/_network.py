@@ -11,12 +11,23 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from skinfluence._validation import DeviceOption
 from skinfluence.backend.device import as_tensor, resolve_device
 from skinfluence.multitask._objective import MultitaskObjective, multitask_objective, task_positions
 from skinfluence.multitask._tasks import REQUEST_TASKS, check_tasks
+
+
+def _check_hidden_layer_sizes(hidden_layer_sizes):
+    """At least one shared layer, each of a positive integer width."""
+    if not hidden_layer_sizes or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+            for h in hidden_layer_sizes):
+        raise ValueError(
+            "hidden_layer_sizes must hold the positive integer width of each shared layer, at "
+            f"least one, e.g. (16,) or (32, 16); got {hidden_layer_sizes!r}."
+        )
 
 
 def _bottom_shapes(n_features, hidden_layer_sizes):
@@ -56,7 +67,7 @@ class SharedBottomNetwork(BaseEstimator):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(16,)
-        Widths of the shared layers.
+        Widths (positive) of the shared layers, at least one.
     loss : {"squared_error", "log_loss"}, default="squared_error"
         ``"log_loss"``: every task is binary classification with labels 0/1.
     alpha : float, default=1e-2
@@ -65,8 +76,8 @@ class SharedBottomNetwork(BaseEstimator):
         L-BFGS iterations.
     tol : float, default=1e-8
         Stop when the largest gradient component is below ``tol``.
-    random_state : int, default=None
-        Seed of the initial weights.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights; an int makes ``fit`` deterministic.
     device : {"auto", "cpu", "cuda"}, default="auto"
 
     Attributes
@@ -133,6 +144,7 @@ class SharedBottomNetwork(BaseEstimator):
         self : SharedBottomNetwork
         """
         self._validate_params()
+        _check_hidden_layer_sizes(self.hidden_layer_sizes)
         X, y = validate_data(self, X, y, y_numeric=True)
         if self.loss == "log_loss" and not np.isin(y, (0, 1)).all():
             raise ValueError("loss='log_loss' needs 0/1 labels in y; encode the two classes as 0/1.")
@@ -141,7 +153,7 @@ class SharedBottomNetwork(BaseEstimator):
         device = resolve_device(self.device)
         shapes = _bottom_shapes(X.shape[1], self.hidden_layer_sizes)
         gen = torch.Generator().manual_seed(
-            int(np.random.RandomState(self.random_state).randint(2**31 - 1)))
+            int(check_random_state(self.random_state).randint(2**31 - 1)))
         gamma = torch.cat([
             part for (w_shape, b_shape) in shapes
             for part in (torch.randn(w_shape, generator=gen).flatten() / np.sqrt(w_shape[0]),

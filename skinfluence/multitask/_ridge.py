@@ -75,14 +75,17 @@ class MultitaskRidge(RegressorMixin, BaseEstimator):
     (2,)
 
     ``tasks`` is per-row metadata, requested by default, so with metadata routing enabled
-    scikit-learn's model selection slices and passes it:
+    scikit-learn's model selection slices and passes it. Shuffle the folds: the rows are sorted
+    by task, and unshuffled folds would test on tasks unseen in training, which ``predict``
+    rejects (``cross_val_score`` then reports NaN scores):
 
     >>> import sklearn
-    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.model_selection import KFold, cross_val_score
+    >>> cv = KFold(3, shuffle=True, random_state=0)
     >>> with sklearn.config_context(enable_metadata_routing=True):
-    ...     scores = cross_val_score(MultitaskRidge(), X, y, params={"tasks": tasks}, cv=3)
-    >>> scores.shape
-    (3,)
+    ...     scores = cross_val_score(MultitaskRidge(), X, y, params={"tasks": tasks}, cv=cv)
+    >>> scores.round(2)
+    array([0.98, 0.99, 0.99])
     """
 
     __metadata_request__fit = REQUEST_TASKS

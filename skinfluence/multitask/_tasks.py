@@ -21,7 +21,7 @@ def check_tasks(tasks, n_rows):
 
     Parameters
     ----------
-    tasks : array-like of shape (n_rows,) or None
+    tasks : array-like of shape (n_rows,) or (n_rows, 1), or None
     n_rows : int
         Rows of the ``X`` the labels belong to.
 
@@ -37,6 +37,9 @@ def check_tasks(tasks, n_rows):
             "e.g. cross_val_score(model, X, y, params={'tasks': tasks}); it is requested by "
             "default and sliced with the rows."
         )
-    tasks = check_label_types(column_or_1d(tasks, warn=True), "tasks")
+    shape = np.shape(tasks)
+    if len(shape) != 1 and shape[1:] != (1,):
+        raise ValueError(f"`tasks` must be 1-d, one label per row of X; got shape {shape}.")
+    tasks = check_label_types(column_or_1d(tasks), "tasks")  # a column vector is raveled
     check_consistent_length(np.empty(n_rows), tasks)
     return tasks
