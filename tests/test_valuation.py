@@ -8,12 +8,14 @@ import pytest
 from scipy.stats import betabinom
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import skinfluence
 from skinfluence.valuation import valuation_scores
+from skinfluence.valuation._downsampling import target_values
 from skinfluence.valuation._semivalues import BETA
 from skinfluence.valuation._utility import fit_and_score
 
@@ -166,6 +168,19 @@ def test_downsampling_matches_leave_one_out():
     # a row's own loss rises most when it is left out: memorisation is positive on average
     assert result.memorization.mean() > 0
     assert np.mean(result.memorization > 2 * result.memorization_stderr) > 0.5
+
+
+def test_downsampling_prediction_of_a_binary_model_without_decision_function():
+    """The log-odds from predict_proba: for naive Bayes, the joint log-likelihoods' difference."""
+    X, y = load_breast_cancer(return_X_y=True)
+    model = GaussianNB().fit(X[:100], y[:100])
+    joint = model.predict_joint_log_proba(X[100:120])
+    np.testing.assert_allclose(target_values(model, X[100:120], None, "prediction"),
+                               joint[:, 1] - joint[:, 0], rtol=1e-6)
+    result = skinfluence.downsampling_influence(GaussianNB(), X[:60], y[:60], X[100:103],
+                                                target="prediction", n_models=40,
+                                                random_state=0)
+    assert result.effects.shape == (60, 3) and np.isfinite(result.effects).all()
 
 
 @pytest.mark.parametrize("model, three_classes", [

@@ -25,17 +25,21 @@ def target_values(model, X, y, target):
     """Each row's natural loss or raw prediction under a fitted scikit-learn model.
 
     ``"loss"``: log loss of the label (classifiers) or squared error (regressors);
-    ``"prediction"``: the regression value, the binary log-odds (``decision_function``) or, for
-    a multiclass classifier, the log-probability of the label — the targets of
-    :func:`skinfluence.leave_one_out`.
+    ``"prediction"``: the regression value, the binary log-odds (``decision_function``, else
+    from ``predict_proba``) or, for a multiclass classifier, the log-probability of the label
+    — the targets of :func:`skinfluence.leave_one_out`.
     """
     if not is_classifier(model):
         prediction = model.predict(X)
         return (y - prediction) ** 2 if target == "loss" else prediction
+    tiny = np.finfo(float).tiny
     if target == "prediction" and len(model.classes_) == 2:
-        return model.decision_function(X)
+        if hasattr(model, "decision_function"):
+            return model.decision_function(X)
+        proba = np.maximum(model.predict_proba(X), tiny)  # a tree, KNN, naive Bayes
+        return np.log(proba[:, 1]) - np.log(proba[:, 0])
     proba = model.predict_proba(X)[np.arange(len(X)), np.searchsorted(model.classes_, y)]
-    log_proba = np.log(np.maximum(proba, np.finfo(float).tiny))
+    log_proba = np.log(np.maximum(proba, tiny))
     return -log_proba if target == "loss" else log_proba
 
 
