@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
@@ -598,8 +598,9 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
     -------
     Bunch
         ``n_labeled`` (n_rounds + 1,), ``scores`` (n_rounds + 1,) test scores of the model fitted
-        on the labeled rows (NaN for a round that started with fewer than two classes), ``query_times`` (n_rounds,) seconds per query (including the fit),
-        ``queried`` (n_rounds, batch_size) pool indices, ``initial`` the first labeled rows, and
+        on the labeled rows (NaN for a round that started with fewer than two classes, and at
+        the end if the rows still hold one), ``query_times`` (n_rounds,) seconds per query
+        (including the fit), ``queried`` (n_rounds, batch_size) pool indices, ``initial`` the first labeled rows, and
         ``area`` (:func:`learning_curve_area`).
     """
     from tqdm.auto import tqdm
@@ -608,6 +609,12 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
     y_pool = np.asarray(y_pool)
     check_finite_target(y_pool, "y_pool")  # the oracle must answer every query
     check_consistent_length(X_pool, y_pool)
+    if _missing(y_pool, selector.missing_label).any():
+        raise ValueError(
+            f"y_pool holds the selector's missing_label={selector.missing_label!r}, which would "
+            "hide those labels from the simulation; give the selector a missing_label that is "
+            "not a class (e.g. np.nan or -1)."
+        )
     wanted = n_initial + n_rounds * selector.batch_size
     if n_initial >= len(y_pool) or wanted > len(y_pool):
         raise ValueError(
@@ -635,9 +642,12 @@ def active_learning_curve(selector, X_pool, y_pool, X_test, y_test, *, n_initial
         y[idx] = y_pool[idx]
         queried.append(idx)
     labeled = ~_missing(y, selector.missing_label)
-    final = clone(selector.estimator).fit(X_pool[labeled], _labels(y[labeled]))
     n_labeled.append(int(labeled.sum()))
-    scores.append(final.score(X_test, y_test))
+    if is_classifier(selector.estimator) and len(np.unique(_labels(y[labeled]))) < 2:
+        scores.append(np.nan)
+    else:
+        final = clone(selector.estimator).fit(X_pool[labeled], _labels(y[labeled]))
+        scores.append(final.score(X_test, y_test))
     return Bunch(n_labeled=np.array(n_labeled), scores=np.array(scores),
                  query_times=np.array(times), queried=np.array(queried), initial=initial,
                  area=learning_curve_area(n_labeled, scores))

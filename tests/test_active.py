@@ -334,6 +334,19 @@ def test_active_learning_curve():
     assert curve.area == pytest.approx(learning_curve_area(curve.n_labeled, curve.scores))
 
 
+def test_active_learning_curve_edge_cases():
+    X, _, y_true = _pool(n=60)
+    selector = ActiveLearningSelector(_model(), method="uncertainty", batch_size=1)
+    # one initial row and no query: the final rows hold one class, scored NaN like a round
+    curve = active_learning_curve(selector, X[:40], y_true[:40], X[40:], y_true[40:],
+                                  n_initial=1, n_rounds=0, random_state=0)
+    assert curve.n_labeled.tolist() == [1] and np.isnan(curve.scores).all()
+    # the oracle's labels include the selector's missing_label: refused, not hidden
+    with pytest.raises(ValueError, match="y_pool holds the selector's missing_label=0"):
+        active_learning_curve(selector.set_params(missing_label=0), X[:40], y_true[:40], X[40:],
+                              y_true[40:], n_initial=5, n_rounds=1)
+
+
 def test_learning_curve_area_and_plot():
     assert learning_curve_area([0, 10, 20], [0.5, 0.7, 0.7]) == pytest.approx(0.65)
     import matplotlib
