@@ -321,6 +321,12 @@ class ActiveLearningSelector(BaseEstimator):
             raise ValueError(
                 "No classifier: pass clf to query or an estimator to ActiveLearningSelector."
             )
+        if not is_classifier(clf) and self.method != "random":
+            raise ValueError(
+                f"method={self.method!r} ranks rows by a classifier's predicted classes, and "
+                f"{type(clf).__name__} is not a classifier; pass a classifier (e.g. "
+                "LogisticRegression) or use method='random'."
+            )
         if not fit_clf:
             check_is_fitted(clf)
             return clf

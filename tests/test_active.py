@@ -6,7 +6,7 @@ import torch
 from scipy.stats import trim_mean
 from sklearn.base import clone
 from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.func import grad, hessian, jacrev
@@ -273,6 +273,9 @@ def test_bad_input():
         ActiveLearningSelector(_model(), subsample=1.5).query(X, y)
     with pytest.raises(ValueError, match="Every row"):
         selector.query(X, np.nan_to_num(y))
+    with pytest.raises(ValueError, match="Ridge is not a classifier"):
+        ActiveLearningSelector(Ridge(), method="bald").query(X, y)
+    assert len(ActiveLearningSelector(Ridge(), method="random").query(X, y)) == 1
 
 
 def test_clone_and_params():
