@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._delegation import DelegatesToEstimator
-from ._validation import DeviceOption, check_classifier_target, check_test_data
+from ._validation import DeviceOption, check_classifier_target, check_targets, check_test_data
 from .backend import make_objective, resolve_device
 from .backend.trajectory import random_projection, record_training
 from .influence.targets import Target
@@ -232,6 +232,7 @@ class TrajectoryInfluence(DelegatesToEstimator, BaseEstimator):
         X_test, y_test = check_test_data(X_test, y_test, self.n_features_in_, self)
         if y_test is None:
             raise ValueError("influence needs y_test: the scores are effects on test losses.")
+        check_targets(self._objective, y_test, "y_test")
         score = self._average(Target(self._objective, X_test, y_test, target))
         score = -score if self.method == "fine" else score
         return score[:, 0] if target == "mean_loss" else score

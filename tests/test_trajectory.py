@@ -353,3 +353,10 @@ def test_repeated_retraining_of_nets_float32_and_threads(tiny):
         threaded = repeated_leave_one_out(_tiny_net(), X, y, X_test, y_test, n_jobs=2,
                                           **options).effect
     np.testing.assert_array_equal(threaded, serial)
+
+
+def test_influence_names_test_labels_outside_the_classes(tiny):
+    X, y, X_test, _ = tiny
+    fitted = TrajectoryInfluence(_tiny_net(), random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"y_test holds class indices \[2\] outside"):
+        fitted.influence(X_test, [0, 1, 2])
