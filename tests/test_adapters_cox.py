@@ -135,3 +135,57 @@ def test_coxnet_selected_by_grid_search_is_seen_through(whas):
     best = CoxInfluence(search.best_estimator_, method="newton").fit(X, y)
     np.testing.assert_array_equal(ours.parameter_influence_, best.parameter_influence_)
     np.testing.assert_array_equal(ours.influence(Xte), best.influence(Xte))
+
+
+def test_pipeline_gets_the_frame_as_given(whas):
+    """Columns selected by name, a string column one-hot encoded: the Pipeline gets the frame,
+    and the result is the bare model's on the preprocessed rows."""
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y, _ = whas
+    frame = pd.DataFrame(X[:, :4], columns=list("abcd")).assign(
+        g=np.where(X[:, 4] > np.median(X[:, 4]), "u", "v"))
+    pipe = make_pipeline(
+        make_column_transformer((StandardScaler(), ["a", "b", "c", "d"]),
+                                (OneHotEncoder(drop="first"), ["g"])),
+        CoxPHSurvivalAnalysis(alpha=0.1)).fit(frame, y)
+    Xs = pipe[0].transform(frame)
+    bare = CoxPHSurvivalAnalysis(alpha=0.1).fit(Xs, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no feature-name warning from the scaler either
+        ours = CoxInfluence(pipe, method="newton").fit(frame, y)
+        effects = ours.influence(frame[:10])
+        table = ours.top_influential(frame.iloc[3])
+    twin = CoxInfluence(bare, method="newton").fit(Xs, y)
+    np.testing.assert_allclose(ours.parameter_influence_, twin.parameter_influence_, atol=1e-10)
+    np.testing.assert_allclose(effects, twin.influence(Xs[:10]), atol=1e-10)
+    assert table.equals(twin.top_influential(Xs[3]))
+    assert list(ours.feature_names_in_) == list("abcdg")
+
+
+def test_unfitted_search_is_fitted_then_seen_through(whas):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, _ = whas
+    search = GridSearchCV(CoxPHSurvivalAnalysis(), {"alpha": [0.1, 1.0]}, cv=3)
+    ours = CoxInfluence(search, method="newton").fit(X, y)
+    best = clone(search).fit(X, y).best_estimator_
+    assert ours.estimator_.best_params_ == {"alpha": best.alpha}
+    np.testing.assert_allclose(
+        ours.parameter_influence_,
+        CoxInfluence(best, method="newton").fit(X, y).parameter_influence_, atol=1e-12)
+    assert not hasattr(search, "best_estimator_")
+
+
+def test_coxnet_without_active_coefficients_has_zero_effects(whas):
+    X, y, Xte = whas
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sksurv: every coefficient is zero
+        model = CoxnetSurvivalAnalysis(alphas=[10.0], l1_ratio=1.0).fit(X, y)
+    assert not model.coef_.any()
+    for method in ("vif", "if", "newton"):
+        inf = CoxInfluence(model, method=method).fit(X, y)
+        np.testing.assert_array_equal(inf.parameter_influence_, 0.0)
+        np.testing.assert_array_equal(inf.influence(Xte), 0.0)

@@ -125,3 +125,23 @@ def test_separating_binary_feature_warns():
     y = np.column_stack([rng.exponential(size=50) + 0.1, event])
     with pytest.warns(ConvergenceWarning, match="Feature 0 separates"):
         CoxRegression().fit(X, y)
+
+
+def test_alpha_of_the_wrong_length_is_named():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.column_stack([np.arange(1.0, 21.0), np.ones(20)])
+    with pytest.raises(ValueError, match=r"alpha has shape \(2,\) but X has 3 features"):
+        CoxRegression(alpha=[1.0, 2.0]).fit(X, y)
+
+
+def test_flchain_is_ready_for_a_cox_model():
+    """flchain had missing values (NaN columns once standardised) and its cause of death
+    ``chapter``, recorded for the deaths only: dropping rows with it would leave events only."""
+    from skinfluence.survival import load_survival_dataset
+
+    X, y = load_survival_dataset("flchain")
+    assert X.shape == (6521, 23)
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X.std(0), 1.0)
+    _, event = check_survival_target(y, X.shape[0])  # positive times
+    assert 0.25 < event.mean() < 0.35

@@ -248,3 +248,95 @@ def test_gpu_matches_cpu():
         cpu = CoxInfluence(model, method=method, device="cpu").fit(X, y).influence(X)
         gpu = CoxInfluence(model, method=method, device="cuda").fit(X, y).influence(X)
         assert _pearson(cpu, gpu) > 0.9999
+
+
+# --- degenerate removals and inputs ------------------------------------------------------------
+
+
+def _one_event_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    y = np.column_stack([rng.exponential(size=20), np.zeros(20)])
+    y[5, 1] = 1
+    return X, y
+
+
+def test_removing_the_only_event_of_a_penalised_model():
+    """The refit without the only event minimises the penalty alone: theta = 0."""
+    X, y = _one_event_data()
+    model = CoxRegression(alpha=1.0, tol=1e-12).fit(X, y)
+    for method in ("newton", "loo"):
+        effects = CoxInfluence(model, method=method).fit(X, y).parameter_influence_
+        np.testing.assert_allclose(effects[5], -model.coef_, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["vif", "if", "newton", "loo"])
+def test_removing_the_only_event_of_an_unpenalised_model_is_nan(method):
+    X, y = _one_event_data()
+    with pytest.warns(RuntimeWarning, match="no finite leave-one-out refit.*leaves no event"):
+        inf = CoxInfluence(method=method).fit(X, y)
+    assert np.isnan(inf.parameter_influence_[5]).all() and not inf.finite_refit_[5]
+
+
+def test_collinear_features_are_refused():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    X = np.column_stack([X, X[:, 0]])
+    y = np.column_stack([rng.exponential(np.exp(-X[:, 0])), rng.random(40) < 0.7])
+    model = CoxRegression()
+    with pytest.warns(Warning), pytest.raises(ValueError, match="singular.*collinear.*alpha > 0"):
+        CoxInfluence(model).fit(X, y)
+
+
+def test_loss_of_a_test_set_without_events_is_zero():
+    X, y = load_survival_dataset("rossi")
+    inf = CoxInfluence().fit(X[:200], y[:200])
+    censored = y[200:230].copy()
+    censored["event"] = False
+    np.testing.assert_array_equal(inf.influence(X[200:230], "loss", censored), 0.0)
+
+
+def test_penalty_that_scales_with_n_is_held_at_its_full_data_value():
+    """lifelines penalises ``n * penalizer * std^2``; "loo" refits keep that value (documented),
+    so they equal CoxRegression refits with that alpha, not lifelines refits."""
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    X, y = load_survival_dataset("rossi")
+    X, y = X[:80], y[:80]
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    fitter = CoxPHFitter(penalizer=0.5).fit(
+        frame.assign(T=y["time"], E=y["event"]), "T", "E",
+        fit_options={"precision": 1e-12, "max_steps": 200},
+    )
+    effects = CoxInfluence(fitter, method="loo").fit(frame, y).parameter_influence_
+    alpha = len(X) * 0.5 * X.std(0, ddof=1) ** 2
+    full = CoxRegression(alpha=alpha, tol=1e-12).fit(X, y).coef_
+    for i in (0, 17, 55):
+        keep = np.arange(len(X)) != i
+        refit = CoxRegression(alpha=alpha, tol=1e-12).fit(X[keep], y[keep]).coef_
+        np.testing.assert_allclose(effects[i], refit - full, atol=1e-6)
+
+
+def test_versatile_influence_takes_numpy_and_lists():
+    from skinfluence import versatile_influence
+
+    x = torch.tensor([1.0, 2.0, 6.0], dtype=torch.float64)
+
+    def loss(theta, mask):
+        return 0.5 * (mask * (x - theta[0]) ** 2).sum()
+
+    expected = versatile_influence(loss, [3.0], 3)
+    for hessian_matrix in (np.array([[3.0]]), [[3.0]]):
+        got = versatile_influence(loss, [3.0], 3, hessian_matrix=hessian_matrix,
+                                  gradient_drop=lambda rows: (3.0 - x[rows, None]).numpy())
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_unfitted_lifelines_fitter_is_refused():
+    from lifelines import CoxPHFitter
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _one_event_data()
+    with pytest.raises(NotFittedError, match="Fit the CoxPHFitter"):
+        CoxInfluence(CoxPHFitter()).fit(X, y)

@@ -60,10 +60,11 @@ def versatile_influence(
     objects : array-like of int or bool, default=None
         Objects to score (indices, or a boolean mask of length ``n_objects``); all by default.
     gradient_drop : callable, default=None
-        ``gradient_drop(indices) -> tensor (len(indices), d)``, a closed form of
+        ``gradient_drop(indices) -> array-like (len(indices), d)`` (a tensor, or anything
+        ``torch.as_tensor`` takes), a closed form of
         ``grad L(theta, 1) - grad L(theta, 1_-i)``; replaces the automatic differentiation
         (Cox regression passes its risk-set closed form).
-    hessian_matrix : tensor of shape (d, d), default=None
+    hessian_matrix : array-like of shape (d, d), default=None
         ``hess L(theta, 1)``; computed with ``torch.func.hessian`` when omitted.
     damping : float, default=0.0
         Added to the Hessian's diagonal before solving.
@@ -99,8 +100,9 @@ def versatile_influence(
         hessian_matrix = hessian(loss)(theta, ones)
     if gradient_drop is None:
         gradient_drop = _autodiff_gradient_drop(loss, theta, ones)
-    drops = torch.cat([gradient_drop(chunk) for chunk in indices.split(batch_size)])
-    solver = CholeskySolver(hessian_matrix, damping=damping)
+    drops = torch.cat([as_tensor(gradient_drop(chunk), device, theta.dtype)
+                       for chunk in indices.split(batch_size)])
+    solver = CholeskySolver(as_tensor(hessian_matrix, device, theta.dtype), damping=damping)
     # removal effect = H^-1 (grad L(1) - grad L(1_-i)) = -VIF(i)
     return solver.solve(drops.T).T.cpu().numpy()
 

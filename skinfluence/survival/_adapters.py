@@ -62,7 +62,11 @@ def _coxnet_adapter(estimator, X):
 
     It minimises, with Breslow ties and ``pf`` the ``penalty_factor_``,
     ``-loglik / n + alpha (r sum_j pf_j |b_j| + (1 - r) / 2 sum_j pf_j b_j^2)``: times ``n``,
-    an L2 penalty ``n alpha (1 - r) pf_j`` and an L1 strength ``n alpha r pf_j``.
+    an L2 penalty ``n alpha (1 - r) pf_j`` and an L1 strength ``n alpha r pf_j``. Both are
+    held at their full-data values (as :func:`_lifelines_adapter`'s penalty): a refit without a
+    row has ``n - 1`` in place of ``n``. Measured on 60 synthetic rows (``l1_ratio=0.2``),
+    ``method="newton"`` against real refits that keep the active set: r 0.996 at ``alpha=0.1``,
+    0.983 at ``alpha=0.3``.
     """
     check_is_fitted(estimator)
     if len(estimator.alphas_) != 1:
@@ -85,7 +89,15 @@ def _coxnet_adapter(estimator, X):
 
 
 def _lifelines_adapter(estimator, X):
-    """lifelines' ``CoxPHFitter``: ``n * penalizer / 2 * ||coef * std||^2`` (``ddof=1``)."""
+    """lifelines' ``CoxPHFitter``: ``n * penalizer / 2 * ||coef * std||^2`` (``ddof=1``).
+
+    The penalty ``alpha_j = n * penalizer * std_j^2`` is held at its full-data value by every
+    method, ``"loo"`` included, as the library holds scikit-learn GLMs' penalties: a lifelines
+    refit without row ``i`` uses ``(n - 1) * penalizer * std_{-i,j}^2``, an O(1/n) change. It
+    matters for strong penalties; measured on 60 synthetic rows, ``method="loo"`` against real
+    lifelines refits: r 0.995 at ``penalizer=0.1``, 0.928 at ``penalizer=1.0`` (``"newton"``
+    0.995 and 0.928).
+    """
     if not hasattr(estimator, "params_"):
         raise NotFittedError("Fit the lifelines CoxPHFitter before computing influence.")
     if np.any(np.asarray(estimator.l1_ratio) != 0) and np.any(estimator.penalizer != 0):
@@ -154,7 +166,8 @@ def as_cox_regression(estimator, X):
     a Cox adapter registered through ``skinfluence.register_adapter(..., kind="cox")``; a
     Pipeline ending in one is seen through (``X`` is then preprocessed). lifelines penalises
     the coefficients of standardised columns with ``n * penalizer / 2 * ||coef * std||^2``
-    (``std`` with ``ddof=1``), i.e. ``alpha_j = n * penalizer * std_j^2`` here. For an L1 fit
+    (``std`` with ``ddof=1``), i.e. ``alpha_j = n * penalizer * std_j^2`` here, held at that
+    full-data value when rows are removed (so is Coxnet's ``n * alpha``). For an L1 fit
     (Coxnet) the model covers the active columns only. The Hessian is recomputed from the
     coefficients and the training data when influence is computed.
     """

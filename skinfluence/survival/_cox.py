@@ -151,7 +151,13 @@ class CoxRegression(BaseEstimator):
         return self
 
     def _alpha_vector(self, n_features):
-        alpha = np.broadcast_to(np.asarray(self.alpha, dtype=np.float64), (n_features,)).copy()
+        alpha = np.asarray(self.alpha, dtype=np.float64)
+        if alpha.ndim > 1 or alpha.size not in (1, n_features):
+            raise ValueError(
+                f"alpha has shape {alpha.shape} but X has {n_features} features; pass a float "
+                f"or one value per feature (shape ({n_features},))."
+            )
+        alpha = np.broadcast_to(alpha, (n_features,)).copy()
         if np.any(alpha < 0) or not np.all(np.isfinite(alpha)):
             raise ValueError(f"alpha must be finite and non-negative; got {self.alpha!r}.")
         return alpha

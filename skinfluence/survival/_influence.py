@@ -5,14 +5,16 @@ import warnings
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
-from .._validation import DeviceOption
+from .._validation import DeviceOption, _check_rows
 from ..backend.device import as_tensor, resolve_device
 from ..backend.solvers import CholeskySolver
 from ..backend.threads import single_thread
@@ -43,9 +45,17 @@ class CoxInfluence(BaseEstimator):
       the 3-18% under-prediction of first-order methods on high-leverage rows.
     * ``"loo"`` -- real leave-one-out refits (Newton, warm-started), in parallel with joblib.
 
+    Every method keeps the penalty at its full-data value: a penalty that scales with ``n``
+    (lifelines' ``penalizer``, Coxnet's ``alpha``) is not rescaled to ``n - 1`` rows, so even
+    ``"loo"`` differs from refitting such a model (see :func:`as_cox_regression`).
+
     Rows whose removal leaves an unpenalised two-valued feature separating the events (the
-    refit has an infinite coefficient, e.g. the only event of a binary group) get NaN effects and
-    a warning; ``finite_refit_`` marks them.
+    refit has an infinite coefficient, e.g. the only event of a binary group), or that are the
+    only event of a model with an unpenalised coefficient (the refit is undefined), get NaN
+    effects from every method and a warning; ``finite_refit_`` marks them. With every
+    coefficient penalised, removing the only event gives the refit ``0``, which ``"newton"``
+    and ``"loo"`` reach exactly. An unpenalised model with collinear features (a singular
+    Hessian) is refused with a ValueError.
 
     Parameters
     ----------
@@ -122,10 +132,9 @@ class CoxInfluence(BaseEstimator):
         -------
         self : CoxInfluence
         """
-        X_user = X
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        self.estimator_ = self._fitted_estimator(X, y)
+        X = self._rows(X, reset=True)
         time, event = check_survival_target(y, X.shape[0])
-        self.estimator_ = self._fitted_estimator(X_user, y)
         objective, X_model = cox_objective(self.estimator_, X)
         if objective.active is not None and self.method == "loo":
             raise ValueError(
@@ -145,7 +154,7 @@ class CoxInfluence(BaseEstimator):
         loss, gradient, hessian = cox_derivatives(Xt, theta, risk_sets, alpha_t)
         if objective.l1 is not None:  # the L1 term, linear on the active set
             gradient = gradient + as_tensor(objective.l1, device) * torch.sign(theta)
-        _warn_if_not_converged(gradient, hessian, loss)
+        _check_optimum(gradient, hessian, loss)
 
         self.X_fit_, self.time_fit_, self.event_fit_ = X_model, time, event
         active_effects, failed = self._removal_effects(Xt, theta, alpha_t, risk_sets, hessian)
@@ -156,8 +165,9 @@ class CoxInfluence(BaseEstimator):
             warnings.warn(
                 f"{unstable.sum()} training row(s) have no finite leave-one-out refit (rows "
                 f"{np.flatnonzero(unstable)[:10].tolist()}...): removing one leaves a feature "
-                "that separates the events, so a coefficient becomes infinite. Their effects "
-                "are NaN; set alpha > 0 to get finite refits.",
+                "that separates the events (a coefficient becomes infinite) or leaves no event "
+                "(the coefficients are undefined). Their effects are NaN; set alpha > 0 to get "
+                "finite refits.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -167,18 +177,29 @@ class CoxInfluence(BaseEstimator):
         return self
 
     def _fitted_estimator(self, X, y):
+        """``estimator`` if fitted, else a fitted clone; checked to end in a Cox model."""
         if self.estimator is None:
             return CoxRegression(device=self.device).fit(X, y)
-        check_cox_model(self.estimator)
-        try:
-            if hasattr(self.estimator, "params_"):  # a fitted lifelines CoxPHFitter
-                return self.estimator
-            check_is_fitted(self.estimator)
-            return self.estimator
-        except NotFittedError:
-            if not hasattr(self.estimator, "get_params"):
-                raise
-            return clone(self.estimator).fit(X, y)
+        estimator = self.estimator
+        if not _is_fitted(estimator):
+            if not hasattr(estimator, "get_params"):  # lifelines' fitters are not clonable
+                raise NotFittedError(
+                    f"Fit the {type(estimator).__name__} before computing influence."
+                )
+            # before a possibly long fit; an unfitted search is seen through its candidates
+            is_search = isinstance(estimator, (GridSearchCV, RandomizedSearchCV))
+            check_cox_model(estimator.estimator if is_search else estimator)
+            estimator = clone(estimator).fit(X, y)
+        check_cox_model(estimator)
+        return estimator
+
+    def _rows(self, X, reset):
+        """``X`` as the fitted estimator takes it (names and counts recorded or checked): as
+        given when a Pipeline preprocesses it (it may select columns by name, encode strings),
+        float64 otherwise."""
+        rows = _check_rows(X, self.estimator_, "X")
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return rows
 
     def _removal_effects(self, X, theta, alpha, risk_sets, hessian):
         """``(theta_-i - theta)`` per row as numpy, and a mask of rows whose refit failed."""
@@ -243,8 +264,9 @@ class CoxInfluence(BaseEstimator):
         target : {"log_risk", "risk", "loss"}, default="log_risk"
             ``"log_risk"``: ``x theta``; ``"risk"``: the relative risk ``exp(x theta)``;
             ``"loss"``: each test row's term of the test set's negative log partial likelihood
-            (zero for censored rows; columns sum to the effect on the whole test loss, so a
-            positive effect means the training row helps).
+            (zero for censored rows, so all zero when ``y_test`` has no event; columns sum to
+            the effect on the whole test loss, so a positive effect means the training row
+            helps).
         y_test : structured array or array-like of shape (n_test, 2), default=None
             Survival target of ``X_test``; required for ``target="loss"``.
 
@@ -253,8 +275,7 @@ class CoxInfluence(BaseEstimator):
         effects : ndarray of shape (n_train, n_test)
         """
         check_is_fitted(self)
-        X_test = validate_data(self, X_test, dtype=np.float64, reset=False)
-        X_test = model_inputs(self.estimator_, X_test)
+        X_test = model_inputs(self.estimator_, self._rows(X_test, reset=False))
         shift = self.parameter_influence_ @ X_test.T
         if target == "log_risk":
             return shift
@@ -268,7 +289,7 @@ class CoxInfluence(BaseEstimator):
         raise ValueError(f"target must be 'log_risk', 'risk' or 'loss'; got {target!r}.")
 
     def _loss_effects(self, base, shift, y_test):
-        time, event = check_survival_target(y_test, base.size)
+        time, event = check_survival_target(y_test, base.size, require_event=False)
         device = resolve_device(self.device)
         risk_sets = RiskSets(time, event, self._model.ties, device)
         rows = risk_sets.event_row.cpu().numpy()
@@ -289,7 +310,9 @@ class CoxInfluence(BaseEstimator):
 
         Parameters
         ----------
-        x_row : array-like of shape (n_features,)
+        x_row : array-like of shape (n_features,), or a one-row DataFrame
+            A one-row DataFrame (or a Series) keeps the column names and types a Pipeline's
+            preprocessing may need.
         k : int, default=5
 
         Returns
@@ -299,16 +322,14 @@ class CoxInfluence(BaseEstimator):
             ``time``, ``event`` and ``effect`` (removal effect on the log relative risk), sorted
             by decreasing ``|effect|``.
         """
-        import pandas as pd
-
         check_is_fitted(self)
-        x_row = np.asarray(x_row, dtype=np.float64).reshape(1, -1)
-        if x_row.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"x_row has {x_row.shape[1]} features; the model was fitted with "
-                f"{self.n_features_in_}."
-            )
-        x_row = model_inputs(self.estimator_, x_row)
+        if isinstance(x_row, pd.Series):
+            x_row = x_row.to_frame().T.infer_objects()
+        elif not isinstance(x_row, pd.DataFrame):
+            x_row = np.asarray(x_row).reshape(1, -1)
+        if _num_samples(x_row) != 1:
+            raise ValueError(f"x_row must be one row; got {_num_samples(x_row)} rows.")
+        x_row = model_inputs(self.estimator_, self._rows(x_row, reset=False))
         effect = self.parameter_influence_ @ x_row[0]
         top = np.argsort(-np.nan_to_num(np.abs(effect), nan=-1.0), kind="stable")[:k]
         norms = np.linalg.norm(self.X_fit_[top], axis=1) * np.linalg.norm(x_row)
@@ -323,8 +344,28 @@ class CoxInfluence(BaseEstimator):
         )
 
 
-def _warn_if_not_converged(gradient, hessian, loss):
-    decrement = float(gradient @ torch.linalg.solve(hessian, gradient))
+def _is_fitted(estimator):
+    if not hasattr(estimator, "get_params"):  # lifelines' CoxPHFitter
+        return hasattr(estimator, "params_")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def _check_optimum(gradient, hessian, loss):
+    """Refuse a singular Hessian; warn when the model is not at its optimum."""
+    factor, info = torch.linalg.cholesky_ex(hessian)
+    if info.item() != 0:
+        smallest = torch.linalg.eigvalsh(hessian)[0].item()
+        raise ValueError(
+            f"The Cox model's Hessian is singular (smallest eigenvalue {smallest:.3g}): some "
+            "features are collinear (e.g. a duplicated column), so the unpenalised coefficients "
+            "are not unique and influence is undefined. Drop the redundant columns or set a "
+            "penalty alpha > 0."
+        )
+    decrement = float(gradient @ torch.cholesky_solve(gradient[:, None], factor)[:, 0])
     if decrement / 2 > 1e-6 * (1.0 + abs(float(loss))):
         warnings.warn(
             f"The Cox model is not at its optimum (Newton decrement {decrement:.3g}); fit it to "

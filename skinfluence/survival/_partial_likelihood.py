@@ -16,7 +16,8 @@ def _reverse_cumsum(v):
 
 
 def _zero_padded_cumsum(v):
-    return torch.cat([torch.zeros_like(v[:1]), torch.cumsum(v, 0)])
+    zero = torch.zeros((1, *v.shape[1:]), dtype=v.dtype, device=v.device)
+    return torch.cat([zero, torch.cumsum(v, 0)])
 
 
 class RiskSets:

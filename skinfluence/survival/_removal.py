@@ -93,9 +93,9 @@ class RemovalTerms:
             u = rho2 @ (self.a[:hi, None] * self.mu[:hi])
             xu = x[:, :, None] * u[:, None, :]
             after = (
-                (rho @ self.N2[:hi].reshape(-1, d * d)).reshape(-1, d, d)
+                (rho @ self.N2[:hi].flatten(1)).unflatten(1, (d, d))
                 - w * rho.sum(1)[:, None, None] * xx
-                - (rho2 @ N1N1[:hi].reshape(-1, d * d)).reshape(-1, d, d)
+                - (rho2 @ N1N1[:hi].flatten(1)).unflatten(1, (d, d))
                 + w * (xu + xu.transpose(1, 2))
                 - w**2 * rho2.sum(1)[:, None, None] * xx
             )

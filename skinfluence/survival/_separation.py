@@ -36,13 +36,14 @@ def monotone_columns(X, time, event, alpha):
 
 
 def rows_without_finite_refit(X, time, event, alpha):
-    """Boolean mask of rows whose removal leaves some coefficient infinite.
+    """Boolean mask of rows whose removal leaves some coefficient infinite or undefined.
 
     Removing row ``i`` clears the last violating event in two ways: ``i`` is the only violating
     event, or ``i`` is the single latest better row and every violating event had only ``i``
-    (count 1) of the better rows at risk.
+    (count 1) of the better rows at risk. Removing the only event leaves an empty partial
+    likelihood: with a penalty on every coefficient the refit is ``0``, otherwise undefined.
     """
-    flagged = np.zeros(time.size, dtype=bool)
+    flagged = event & (event.sum() == 1) & np.any(np.asarray(alpha) == 0)
     for _, violating, at_risk, is_better in _separable_orderings(X, time, event, alpha):
         if not violating.any():
             continue

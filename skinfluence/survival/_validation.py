@@ -8,7 +8,7 @@ _HOW_TO_BUILD = (
 )
 
 
-def check_survival_target(y, n_samples=None):
+def check_survival_target(y, n_samples=None, *, require_event=True):
     """Split a survival target into a float time array and a boolean event array.
 
     Parameters
@@ -19,6 +19,9 @@ def check_survival_target(y, n_samples=None):
         are (time, event) with events coded 0/1.
     n_samples : int, default=None
         Expected number of rows (the length of ``X``).
+    require_event : bool, default=True
+        Refuse a target without an observed event (a training set; an evaluation set without
+        events has a zero partial likelihood).
 
     Returns
     -------
@@ -52,7 +55,7 @@ def check_survival_target(y, n_samples=None):
             f"non-positive time(s) (smallest {time.min():g})."
         )
     event = event_values.astype(bool)
-    if not event.any():
+    if require_event and not event.any():
         raise ValueError("All rows are censored: a Cox model needs at least one observed event.")
     if n_samples is not None and time.shape[0] != n_samples:
         raise ValueError(
