@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 import skinfluence
 from skinfluence.backend import make_objective
+from skinfluence.influence.targets import Target
 
 skorch = pytest.importorskip("skorch")  # the optional extra skinfluence[skorch]
 NeuralNetBinaryClassifier = skorch.NeuralNetBinaryClassifier
@@ -123,3 +124,21 @@ def test_last_layer_objective_is_linear_with_the_exact_hessian(mlp):
     torch.testing.assert_close(G, torch.stack(single), rtol=1e-10, atol=1e-12)
     whole = make_objective(net, Xtr, ytr)
     assert not whole.linear
+
+
+def test_a_label_is_the_index_of_the_nets_output():
+    """skorch feeds labels to the criterion as output indices: a net trained on labels {0, 1, 3}
+    of its four outputs scores label 3 with output 3, as its own cross-entropy does."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    y = np.where(X[:, 0] > 0, 3, np.where(X[:, 1] > 0, 1, 0))
+    X_test, y_test = rng.randn(5, 3), np.array([0, 1, 3, 3, 2])
+    net = _full_batch(NeuralNetClassifier, torch.nn.Linear(3, 4).double(), 1e-2, epochs=50,
+                      lr=0.2, criterion=torch.nn.CrossEntropyLoss).fit(X, y)
+    assert net.classes_.tolist() == [0, 1, 3]
+    objective = make_objective(net, X, y, check_convergence=False)
+    ours = Target(objective, X_test, y_test, "loss")
+    own = torch.nn.functional.cross_entropy(net.forward(X_test), torch.as_tensor(y_test),
+                                            reduction="none")
+    np.testing.assert_allclose(ours.values(objective.theta).detach().numpy(),
+                               own.detach().numpy(), rtol=1e-10)

@@ -233,11 +233,8 @@ def skorch_adapter(net, X, y, sample_weight, device, dtype, params="all"):
     if not getattr(net, "initialized_", False):
         raise ValueError(f"This {type(net).__name__} is not fitted yet; call fit first.")
     loss = _skorch_loss(net)
-    classes = getattr(net, "classes_", None) if loss in ("nll_probabilities",
-                                                         "cross_entropy") else None
 
-    def encode(labels):
-        labels = np.searchsorted(classes, labels) if classes is not None else labels
+    def encode(labels):  # a skorch classifier's label is its output's index, whatever classes_
         return np.asarray(labels, dtype=float)
 
     weights = np.ones(len(X)) if sample_weight is None else sample_weight
