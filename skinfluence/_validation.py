@@ -274,14 +274,16 @@ def check_indices(indices, n_samples, name="indices"):
 
 
 def adapter_options(estimator, params):
-    """Keyword options for the estimator's adapter; ``params != "all"`` needs a network."""
+    """Keyword options for the estimator's adapter; ``params != "all"`` needs a network (the
+    last step of a Pipeline, the best estimator of a search)."""
     if params == "all":
         return {}
-    signature = inspect.signature(find_adapter(estimator)).parameters
+    model = unwrap_model(estimator).estimator
+    signature = inspect.signature(find_adapter(model)).parameters
     if "params" not in signature and not any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
         raise ValueError(
-            f"params={params!r} selects layers of a network, but {type(estimator).__name__} "
+            f"params={params!r} selects layers of a network, but {type(model).__name__} "
             "has no layers to choose from; use params='all'."
         )
     return {"params": params}

@@ -25,7 +25,9 @@ from sklearn.linear_model import (
     RidgeCV,
     TweedieRegressor,
 )
+from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import skinfluence
@@ -162,6 +164,21 @@ def test_mlp_tracks_warm_started_retraining(name, model, data, method):
         refit = skinfluence.leave_one_out(model, X, y, Xte, yte, target="mean_loss",
                                           indices=rows, warm_start=True)
     assert spearmanr(estimate, refit)[0] >= 0.9
+
+
+def test_last_layer_of_a_network_inside_a_pipeline_and_a_search():
+    """params='last' reaches the network at the end of a Pipeline or a search."""
+    X, y = DATA["cancer-150"]()
+    raw = X * 10 + 5
+    pipe = _fit(make_pipeline(StandardScaler(), MLPClassifier(alpha=1.0, **MLP)), raw, y)
+    bare = pipe[-1]
+    search = _fit(GridSearchCV(MLPClassifier(**MLP), {"alpha": [1.0]}, cv=2), X, y)
+    expected = skinfluence.self_influence(bare, pipe[0].transform(raw), y, params="last")
+    np.testing.assert_allclose(skinfluence.self_influence(pipe, raw, y, params="last"),
+                               expected, rtol=1e-8)
+    np.testing.assert_allclose(skinfluence.self_influence(search, X, y, params="last"),
+                               skinfluence.self_influence(search.best_estimator_, X, y,
+                                                          params="last"), rtol=1e-8)
 
 
 def test_mlp_penalty_scale_is_checked():
