@@ -132,8 +132,10 @@ def passes_through(X, estimator):
 
 
 def _stacked(X, X_more):
-    if isinstance(X, pd.DataFrame):
-        return pd.concat([X, X_more], ignore_index=True)
+    if isinstance(X, pd.DataFrame):  # validation rows given as an array take the frame's columns
+        more = X_more if isinstance(X_more, pd.DataFrame) else pd.DataFrame(X_more,
+                                                                             columns=X.columns)
+        return pd.concat([X, more], ignore_index=True)
     return np.concatenate([X, X_more])
 
 
@@ -172,8 +174,9 @@ def _fi(split):
         return _numpy(fi_util(objective, curvature, target, rows=torch.as_tensor(rows),
                               svd_rank=rank))
 
-    return forest_ranks(exact, _safe_indexing(split.X, split.train), np.arange(len(split.train)),
-                        o["subsample"], o["rng"], o["n_jobs"])
+    features = objective.preprocess(_safe_indexing(split.X, split.train))  # the model's inputs
+    return forest_ranks(exact, features, np.arange(len(split.train)), o["subsample"], o["rng"],
+                        o["n_jobs"])
 
 
 def _iv(split):

@@ -231,6 +231,7 @@ def test_a_pipeline_takes_a_data_frame_with_text_columns():
         np.testing.assert_array_equal(piped.predict(frame_val),
                                       bare.predict(encoded.transform(frame_val)))
     assert list(piped.feature_names_in_) == ["a", "b", "c"]
+
     auto = InfluenceTrimmer(make_pipeline(encode, model), random_state=0).fit(frame, y)
     assert auto.budget_ == len(auto.removed_) and auto.score(frame_val, y_val) > 0.7
     with pytest.raises(ValueError, match="feature names"):
@@ -241,3 +242,23 @@ def test_a_pipeline_takes_a_data_frame_with_text_columns():
     bare = InfluenceTrimmer(model, budget=5).fit(
         StandardScaler().fit_transform(frame[["b", "a"]]), y)
     np.testing.assert_allclose(numeric.scores_, bare.scores_, rtol=1e-6, atol=1e-9)
+
+
+def test_a_pipeline_on_a_numeric_frame_with_array_validation_rows_and_fi_subsample():
+    """Validation rows given as an array join a frame's columns; FI's random forest regresses
+    on the Pipeline's scaled rows (it indexed the raw frame's columns)."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(80, 3))
+    frame = pd.DataFrame(values[:60], columns=["a", "b", "c"])
+    y = (values[:, 0] + 0.5 * rng.normal(size=80) > 0).astype(int)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    for options in ({"method": "newton"}, {"method": "fi", "subsample": 0.5}):
+        from_frame = InfluenceTrimmer(pipe, budget=3, random_state=0, **options).fit(
+            frame, y[:60], X_val=pd.DataFrame(values[60:], columns=frame.columns),
+            y_val=y[60:])
+        from_array = InfluenceTrimmer(pipe, budget=3, random_state=0, **options).fit(
+            frame, y[:60], X_val=values[60:], y_val=y[60:])
+        from_numpy = InfluenceTrimmer(pipe, budget=3, random_state=0, **options).fit(
+            values[:60], y[:60], X_val=values[60:], y_val=y[60:])
+        for other in (from_array, from_numpy):
+            np.testing.assert_allclose(other.scores_, from_frame.scores_, rtol=1e-9)
