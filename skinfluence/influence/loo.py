@@ -48,7 +48,10 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     estimator : fitted estimator
         Fitted on ``(X, y)``; its clone is refitted without each row. A Pipeline is refitted
         whole (preprocessing included); a fitted search refits its ``best_estimator_`` with the
-        selected hyperparameters.
+        selected hyperparameters. A cross-validated estimator (``LogisticRegressionCV``,
+        ``RidgeCV``, ``LassoCV``, ...) is refitted as it is, so each refit tunes again, while
+        the estimates hold ``C_`` / ``alpha_`` fixed; to compare them, refit the plain model at
+        the selected value (``LogisticRegression(C=model.C_[0])``).
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
     X_test : array-like of shape (n_test, n_features)
