@@ -142,3 +142,22 @@ def test_a_label_is_the_index_of_the_nets_output():
                                             reduction="none")
     np.testing.assert_allclose(ours.values(objective.theta).detach().numpy(),
                                own.detach().numpy(), rtol=1e-10)
+
+
+def test_nll_loss_reads_probabilities_and_refuses_logits():
+    """skorch's default criterion, NLLLoss, on a softmax module is the cross-entropy of the same
+    logits; a module that outputs logits under NLLLoss is refused, not scored as NaN."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = (X[:, 0] + 0.3 * rng.randn(40) > 0).astype(np.int64)
+    logits = _full_batch(NeuralNetClassifier, torch.nn.Linear(3, 2).double(), 1e-2, epochs=30,
+                         lr=0.2, criterion=torch.nn.CrossEntropyLoss).fit(X, y)
+    softmax = torch.nn.Sequential(logits.module_, torch.nn.Softmax(dim=1))
+    probabilities = _full_batch(NeuralNetClassifier, softmax, 1e-2, epochs=0, lr=0.2).fit(X, y)
+    assert isinstance(probabilities.criterion_, torch.nn.NLLLoss)
+    np.testing.assert_allclose(skinfluence.self_influence(probabilities, X, y, damping=1e-3),
+                               skinfluence.self_influence(logits, X, y, damping=1e-3),
+                               rtol=1e-5)
+    raw = _full_batch(NeuralNetClassifier, logits.module_, 1e-2, epochs=0, lr=0.2).fit(X, y)
+    with pytest.raises(ValueError, match="reads the module's outputs as class probabilities"):
+        skinfluence.self_influence(raw, X, y)

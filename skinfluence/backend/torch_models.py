@@ -140,6 +140,8 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
         return 0.5 * (decays * theta**2).sum()
 
     X_t = as_tensor(X, device, dtype)
+    if loss == "nll_probabilities":
+        _check_probabilities(outputs(theta, X_t).detach())
     return Objective(
         theta, X_t, as_tensor(y, device, dtype), as_tensor(weights, device, dtype),
         1.0 / len(X), outputs=outputs, output_loss=output_loss, penalty=penalty,
@@ -147,6 +149,18 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
         jacobian=_head_jacobian(module, names, X_t[:8]) if params == "last" else None,
         network=(module, names),
     )
+
+
+def _check_probabilities(Z):
+    """NLLLoss reads the module's outputs as class probabilities: refuse outputs that are not."""
+    worst = float((Z.sum(1) - 1).abs().max()) if len(Z) else 0.0
+    if (Z < 0).any() or worst > 1e-4:
+        raise ValueError(
+            f"The criterion NLLLoss (skorch's NeuralNetClassifier default) reads the module's "
+            f"outputs as class probabilities, but they are not (smallest {float(Z.min()):.3g}, "
+            f"rows summing to 1 within {worst:.3g}): training took the log of them. End the "
+            "module with a softmax, or train with criterion=torch.nn.CrossEntropyLoss on logits."
+        )
 
 
 def _head_jacobian(module, names, probe):
