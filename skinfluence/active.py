@@ -36,6 +36,7 @@ from ._validation import DeviceOption, check_finite_target, public
 from .backend import make_objective, make_solver
 from .backend.device import as_tensor
 from .backend.torch_models import LOSSES, _skorch_loss
+from .backend.trajectory import is_skorch_net, seeded_fit
 from .influence.first_order import influence_value
 from .influence.local import local_influence_factors
 from .influence.subsample import forest_ranks
@@ -279,7 +280,7 @@ class ActiveLearningSelector(BaseEstimator):
             self.estimator_ = None
             scores = rng.random_sample(len(X_cand))
         else:
-            self.estimator_ = self._fitted(clf, fit_clf, X_lab, y_lab, w_lab)
+            self.estimator_ = self._fitted(clf, fit_clf, X_lab, y_lab, w_lab, rng)
             scorer = _SCORERS[self.method]
 
             def utilities_of(rows):
@@ -314,8 +315,9 @@ class ActiveLearningSelector(BaseEstimator):
             )
         return min(batch_size, n_candidates)
 
-    def _fitted(self, clf, fit_clf, X_lab, y_lab, w_lab):
-        """The classifier of this query, fitted on the labeled rows."""
+    def _fitted(self, clf, fit_clf, X_lab, y_lab, w_lab, rng):
+        """The classifier of this query, fitted on the labeled rows (a skorch net with torch's
+        generator seeded from ``rng``, so that ``random_state`` sets its training too)."""
         clf = self.estimator if clf is None else clf
         if clf is None:
             raise ValueError(
@@ -330,6 +332,8 @@ class ActiveLearningSelector(BaseEstimator):
         if not fit_clf:
             check_is_fitted(clf)
             return clf
+        if is_skorch_net(clf) and w_lab is None:
+            return seeded_fit(clf, X_lab, y_lab, rng.randint(2**31 - 1))
         options = {} if w_lab is None else {"sample_weight": w_lab}
         return clone(clf).fit(X_lab, y_lab, **options)
 

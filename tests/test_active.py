@@ -321,6 +321,12 @@ def test_skorch_last_layer_fi_and_mc_dropout_bald():
     assert np.nanmin(bald.utilities_) >= -1e-7 and np.nanmax(bald.utilities_) > 1e-4
     # the module's train/eval mode is restored, dropout layers included
     assert len({m.training for m in bald.estimator_.module_.modules()}) == 1
+    # random_state seeds the net's training too: the same query twice, torch's generator moved
+    again = ActiveLearningSelector(_skorch_net(0.3), method="bald", mc_samples=30,
+                                   random_state=0)
+    torch.manual_seed(123)
+    again.query(X, y)
+    np.testing.assert_array_equal(again.utilities_, bald.utilities_)
 
 
 # ------------------------------------------------------------ the simulated loop
