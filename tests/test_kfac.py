@@ -145,3 +145,36 @@ def test_trimmer_kfsvd_ranks_like_exact_fi():
     # measured Spearman against exact FI^util: 0.72 (K-FAC, rank 2 of 4); 0.78 at rank 4 (K-FAC
     # alone), 0.66 at rank 1
     assert spearmanr(exact.scores_[scored], approx.scores_[scored])[0] > 0.6
+
+
+class _Declared(torch.nn.Module):
+    """A tanh MLP whose output layer may be declared before its hidden layer."""
+
+    def __init__(self, output_first, d=4, k=3):
+        super().__init__()
+        if output_first:
+            self.fc2, self.fc1 = torch.nn.Linear(d, k), torch.nn.Linear(d, d)
+        else:
+            self.fc1, self.fc2 = torch.nn.Linear(d, d), torch.nn.Linear(d, k)
+
+    def forward(self, X):
+        return self.fc2(torch.tanh(self.fc1(X)))
+
+
+def test_kfac_pairs_each_layer_with_its_own_inputs_whatever_the_declaration_order():
+    """Equal widths: pairing layers with inputs by position was silently wrong."""
+    torch.manual_seed(0)
+    first, second = _Declared(False).double(), _Declared(True).double()
+    second.load_state_dict(first.state_dict())
+    X, y = _data(n=40)
+    solves = []
+    for module in (first, second):
+        objective = make_objective(TorchModel(module, "cross_entropy", 0.01), X, y,
+                                   check_convergence=False)
+        names = [n for n, _ in module.named_parameters()]
+        sizes = [p.numel() for _, p in module.named_parameters()]
+        V = torch.cat([torch.full((s,), float(i + 1), dtype=torch.float64)
+                       for i, s in zip(map(sorted(names).index, names), sizes)])
+        parts = torch.split(KFACSolver(objective).solve(V[:, None])[:, 0], sizes)
+        solves.append(torch.cat([parts[names.index(n)] for n in sorted(names)]))
+    torch.testing.assert_close(solves[0], solves[1], rtol=1e-10, atol=1e-12)

@@ -109,11 +109,12 @@ class KFACSolver:
         self._factorise(objective)
 
     def _forward(self, X, deltas):
-        """Network outputs with ``deltas[l]`` added to layer l's output; records its inputs."""
-        inputs, handles = [], []
-        for (layer, _, _), delta in zip(self._layers, deltas):
-            def hook(mod, args, output, delta=delta):
-                inputs.append(args[0])
+        """Network outputs with ``deltas[l]`` added to layer l's output; records its inputs
+        (in the order of the layers, whatever order ``forward`` calls them in)."""
+        inputs, handles = [[] for _ in self._layers], []
+        for (layer, _, _), delta, seen in zip(self._layers, deltas, inputs):
+            def hook(mod, args, output, delta=delta, seen=seen):
+                seen.append(args[0])
                 return output + delta
             handles.append(layer.register_forward_hook(hook))
         try:
@@ -121,9 +122,9 @@ class KFACSolver:
         finally:
             for h in handles:
                 h.remove()
-        if len(inputs) != len(self._layers):
+        if any(len(seen) != 1 for seen in inputs):
             raise ValueError("K-FAC needs every nn.Linear layer to be called once per forward.")
-        return Z.reshape(X.shape[0], -1), inputs
+        return Z.reshape(X.shape[0], -1), [seen[0] for seen in inputs]
 
     def _factorise(self, objective):
         theta = objective.theta
