@@ -158,6 +158,11 @@ def test_nll_loss_reads_probabilities_and_refuses_logits():
     np.testing.assert_allclose(skinfluence.self_influence(probabilities, X, y, damping=1e-3),
                                skinfluence.self_influence(logits, X, y, damping=1e-3),
                                rtol=1e-5)
+    # the Newton step's leave-one-out Hessian too (taken in logit space, not on probabilities)
+    np.testing.assert_allclose(
+        skinfluence.influence(probabilities, X, y, X[:5], y[:5], method="newton", damping=1e-3),
+        skinfluence.influence(logits, X, y, X[:5], y[:5], method="newton", damping=1e-3),
+        rtol=1e-5, atol=1e-10)
     raw = _full_batch(NeuralNetClassifier, logits.module_, 1e-2, epochs=0, lr=0.2).fit(X, y)
     with pytest.raises(ValueError, match="reads the module's outputs as class probabilities"):
         skinfluence.self_influence(raw, X, y)

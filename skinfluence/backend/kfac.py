@@ -82,7 +82,7 @@ class KFACSolver:
                 "skinfluence.TorchModel or a skorch net); for linear models the exact Hessian is "
                 "cheap: use the exact solver (approximation=None)."
             )
-        module, names = objective.network
+        module, names, self._link = objective.network
         theta = objective.theta
         layers = _linear_layers(module, names)
         named = dict(module.named_parameters())
@@ -124,7 +124,7 @@ class KFACSolver:
                 h.remove()
         if any(len(seen) != 1 for seen in inputs):
             raise ValueError("K-FAC needs every nn.Linear layer to be called once per forward.")
-        return Z.reshape(X.shape[0], -1), [seen[0] for seen in inputs]
+        return self._link(Z.reshape(X.shape[0], -1)), [seen[0] for seen in inputs]
 
     def _factorise(self, objective):
         theta = objective.theta

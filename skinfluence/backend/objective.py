@@ -61,9 +61,10 @@ class Objective:
         ``log_proba(Z)`` -> (n, K') class log-probabilities from outputs (classifiers).
     encode : callable, optional
         Maps user targets (e.g. class labels) to the numeric targets of ``output_loss``.
-    network : tuple (torch.nn.Module, list of str), optional
-        For networks: the module ``outputs`` evaluates and the names of its variable parameters
-        (in ``theta``'s order), for solvers that exploit layer structure (K-FAC).
+    network : tuple (torch.nn.Module, list of str, callable), optional
+        For networks: the module ``outputs`` evaluates, the names of its variable parameters
+        (in ``theta``'s order) and the function ``outputs`` applies to the module's output,
+        for solvers that exploit layer structure (K-FAC).
 
     Attributes
     ----------

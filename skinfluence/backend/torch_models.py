@@ -28,6 +28,10 @@ def _nll_of_probabilities(Z, y):
     return -torch.log(torch.gather(Z, 1, y.long().unsqueeze(1))[:, 0] + eps)
 
 
+def _identity(Z):
+    return Z
+
+
 def _log_of_probabilities(Z):
     return torch.log(Z + torch.finfo(Z.dtype).eps)
 
@@ -121,6 +125,13 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not supported; use one of {sorted(LOSSES)}.")
     output_loss, log_proba, is_classifier = LOSSES[loss]
+    link = _identity
+    if loss == "nll_probabilities":
+        # The outputs are the log-probabilities, scored by cross-entropy (equal to NLL of the
+        # probabilities, since they sum to one): the Newton step's Gauss-Newton leave-one-out
+        # Hessian is then taken in logit space, exact for a model linear in its logits, where in
+        # probability space it misses the softmax's curvature.
+        link, (output_loss, log_proba, _) = _log_of_probabilities, LOSSES["cross_entropy"]
     module = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
     names = _variable_names(module, params)
     named = dict(module.named_parameters())
@@ -130,24 +141,26 @@ def module_objective(module, X, y, weights, *, loss, decay, params, device, dtyp
     decays = torch.cat([torch.full((s,), float(decay.get(n, 0.0)), dtype=dtype, device=device)
                         for n, s in zip(names, sizes)])
 
-    def outputs(theta, X):
+    def module_outputs(theta, X):
         pieces = torch.split(theta, sizes)
         tensors = {n: t.reshape(s) for n, t, s in zip(names, pieces, shapes)}
-        Z = functional_call(module, tensors, (X,))
-        return Z.reshape(X.shape[0], -1)
+        return functional_call(module, tensors, (X,)).reshape(X.shape[0], -1)
+
+    def outputs(theta, X):
+        return link(module_outputs(theta, X))
 
     def penalty(theta):
         return 0.5 * (decays * theta**2).sum()
 
     X_t = as_tensor(X, device, dtype)
     if loss == "nll_probabilities":
-        _check_probabilities(outputs(theta, X_t).detach())
+        _check_probabilities(module_outputs(theta, X_t).detach())
     return Objective(
         theta, X_t, as_tensor(y, device, dtype), as_tensor(weights, device, dtype),
         1.0 / len(X), outputs=outputs, output_loss=output_loss, penalty=penalty,
         is_classifier=is_classifier, log_proba=log_proba, encode=encode,
         jacobian=_head_jacobian(module, names, X_t[:8]) if params == "last" else None,
-        network=(module, names),
+        network=(module, names, link),
     )
 
 
