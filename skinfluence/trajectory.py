@@ -175,14 +175,28 @@ class TrajectoryInfluence(DelegatesToEstimator, BaseEstimator):
                 self.auxiliary_trajectories_.append(twin)
                 self.batches_.append(draw_batches(rng, len(X), self._batch_size(len(X)),
                                                   len(trajectory)))
-        self._objective = make_objective(self.estimator_, X.astype(np.float64), y,
-                                         device=resolve_device(self.device),
-                                         check_convergence=False)
+        self._training_data = X.astype(np.float64), y
+        self._objective = self._build_objective()
         if fine_method:
             self.mu_ = self._average(None)[:, 0]
             self.null_quantile_ = null_quantile(len(self.trajectories_[0]), self.n_runs)
             self.significant_ = np.abs(self.mu_) > self.null_quantile_
         return self
+
+    def _build_objective(self):
+        """The training objective of ``estimator_``."""
+        return make_objective(self.estimator_, *self._training_data,
+                              device=resolve_device(self.device), check_convergence=False)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: it may be this instance's __dict__
+        state.pop("_objective", None)  # built from closures: rebuilt by __setstate__
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_training_data" in state:
+            self._objective = self._build_objective()
 
     def _batch_size(self, n_rows):
         if self.batch_size is not None:

@@ -399,3 +399,19 @@ def test_cli_does_not_offer_trajectory_methods(tmp_path, data, capsys, method):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"invalid choice: '{method}'" in err
+
+
+def test_leave_one_out_takes_sparse_x(data):
+    # before: len(X) on the CSR matrix, "sparse array length is ambiguous"
+    import scipy.sparse as sp
+
+    X, _, y = data
+    model = Ridge().fit(X, y)
+    options = {"indices": [0, 4]}
+    dense = leave_one_out(model, X, y, X[:3], y[:3], **options)
+    np.testing.assert_allclose(leave_one_out(model, sp.csr_matrix(X), y, X[:3], y[:3],
+                                             **options), dense, rtol=1e-10)
+    options = {**options, "n_repeats": 2, "random_state": 0}
+    dense = repeated_leave_one_out(model, X, y, X[:3], y[:3], **options).effect
+    np.testing.assert_allclose(repeated_leave_one_out(model, sp.csr_matrix(X), y, X[:3], y[:3],
+                                                      **options).effect, dense, rtol=1e-10)

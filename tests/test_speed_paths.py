@@ -5,14 +5,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 
 from skinfluence.backend import Objective, make_objective
+from skinfluence.backend.diagnostics import DiagnosticWarning
 from skinfluence.backend.linear import LinearObjective
 
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -350,3 +352,38 @@ def test_linear_objective_reads_the_users_x_without_copying_or_changing_it(breas
     skinfluence.influence(model, X, y, Xte, yte, method="newton")
     skinfluence.self_influence(model, X, y)
     np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("model", [
+    LinearRegression(),
+    LogisticRegression(C=np.inf, tol=1e-10, max_iter=5000),
+    SGDClassifier(loss="log_loss", penalty=None, max_iter=50, tol=None, random_state=0),
+])
+def test_unpenalised_models_on_sparse_x_match_dense_values_and_diagnostics(model):
+    """The constant/duplicated-column check runs on the CSR matrix: same effects and the same
+    warnings as on the dense array, the all-zero columns the sparse path drops included."""
+    import scipy.sparse as sp
+
+    import skinfluence
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) * (rng.random((60, 4)) < 0.6)
+    X = np.c_[X, np.ones(60), X[:, 1], np.zeros(60)]  # constant, duplicated and zero columns
+    y = X[:, 0] + rng.normal(size=60)
+    y = y if isinstance(model, LinearRegression) else (y > 0).astype(int)
+    model.fit(X, y)
+
+    def run(Z):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            values = (skinfluence.self_influence(model, Z, y, damping=1e-6),
+                      skinfluence.influence(model, Z, y, Z[:3], y[:3], damping=1e-6))
+        messages = [str(w.message) for w in record if issubclass(w.category, DiagnosticWarning)]
+        return values, messages
+
+    (dense, dense_warned), (sparse, sparse_warned) = run(X), run(sp.csr_matrix(X))
+    assert sparse_warned == dense_warned
+    assert any("constant columns (column 4, column 6)" in m for m in dense_warned)
+    assert any("duplicated columns (column 5 repeat" in m for m in dense_warned)
+    for a, b in zip(dense, sparse, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-10 * np.abs(a).max())

@@ -360,3 +360,19 @@ def test_influence_names_test_labels_outside_the_classes(tiny):
     fitted = TrajectoryInfluence(_tiny_net(), random_state=0).fit(X, y)
     with pytest.raises(ValueError, match=r"y_test holds class indices \[2(\.0)?\] outside"):
         fitted.influence(X_test, [0, 1, 2])
+
+
+@pytest.mark.parametrize("method", ["tracin", "fine"])
+def test_fitted_trajectory_influence_survives_pickling(tiny, method):
+    """The training objective is built from closures: a pickle round trip (or a joblib worker)
+    rebuilds it and gives the same scores, for a partial_fit model and a skorch net."""
+    import pickle
+
+    X, y, X_test, y_test = tiny
+    sgd = SGDClassifier(loss="log_loss", max_iter=5, learning_rate="constant", eta0=0.01)
+    for estimator in (sgd, _tiny_net()):
+        fitted = TrajectoryInfluence(estimator, method=method, random_state=0).fit(X, y)
+        restored = pickle.loads(pickle.dumps(fitted))
+        np.testing.assert_array_equal(restored.self_influence(), fitted.self_influence())
+        np.testing.assert_array_equal(restored.influence(X_test, y_test),
+                                      fitted.influence(X_test, y_test))

@@ -15,6 +15,7 @@ smallest eigenvalue and the damping it falls back to.
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 __all__ = ["CONVERGENCE_TOL", "DiagnosticWarning", "diagnose"]
@@ -59,31 +60,50 @@ def check_stationary(objective, name):
     return norm
 
 
-def check_columns(X, name, names=None, intercept=True):
+def check_columns(X, name, names=None, intercept=True, columns=None, n_features=None):
     """Warn about constant and duplicated columns of ``X`` (an unpenalised model's blind spot).
 
     A constant column is reported when the model has an intercept it duplicates, or when it is
-    zero.
+    zero. ``X`` is a dense tensor or a scipy sparse matrix (checked without densifying). When
+    the objective kept only the ``columns`` of the user's ``n_features`` (a sparse ``X`` drops
+    the unused ones), the dropped columns are zero and all reports name the user's columns.
     """
-    X = X.detach().cpu().numpy()
-    spread = np.ptp(X, axis=0) if len(X) > 1 else np.ones(X.shape[1])
-    constant = np.flatnonzero((spread == 0) & (intercept | (X[0] == 0)))
+    X = sp.csc_matrix(X if sp.issparse(X) else X.detach().cpu().numpy())
+    X.eliminate_zeros()
+    X.sort_indices()
+    if columns is None:
+        columns, n_features = np.arange(X.shape[1]), X.shape[1]
+    low, high = np.zeros(n_features), np.zeros(n_features)
+    low[columns], high[columns] = (np.ravel(bound(axis=0).toarray()) for bound in (X.min, X.max))
+    spread = high - low if X.shape[0] > 1 else np.ones(n_features)
+    constant = np.flatnonzero((spread == 0) & (intercept | (high == 0)))
     if constant.size:
         _warn(
             f"{name} has no penalty and X has constant columns ({_column_labels(constant, names)}"
             "): their coefficients are not identified (the Hessian is singular), so influence "
             "estimates depend on the damping. Drop those columns or add a penalty."
         )
-    varying = np.setdiff1d(np.arange(X.shape[1]), constant)
-    _, first, inverse = np.unique(X[:, varying].T, axis=0, return_index=True,
-                                  return_inverse=True)
-    duplicated = varying[first[inverse.ravel()] != np.arange(varying.size)]
+    duplicated = _duplicated_columns(X, np.flatnonzero(~np.isin(columns, constant)))
     if duplicated.size:
         _warn(
             f"{name} has no penalty and X has duplicated columns "
-            f"({_column_labels(duplicated, names)} repeat earlier columns): their coefficients "
-            "are not identified (the Hessian is singular). Drop the copies or add a penalty."
+            f"({_column_labels(columns[duplicated], names)} repeat earlier columns): their "
+            "coefficients are not identified (the Hessian is singular). Drop the copies or add "
+            "a penalty."
         )
+
+
+def _duplicated_columns(X, candidates):
+    """The ``candidates`` (column indices of a canonical CSC matrix ``X``) equal to an earlier
+    candidate: equal columns have equal stored row indices and values."""
+    seen, duplicated = set(), []
+    for j in candidates:
+        rows = slice(X.indptr[j], X.indptr[j + 1])
+        key = (X.indices[rows].tobytes(), X.data[rows].tobytes())
+        if key in seen:
+            duplicated.append(j)
+        seen.add(key)
+    return np.array(duplicated, dtype=int)
 
 
 def check_identifiable(objective, name):
@@ -121,7 +141,9 @@ def diagnose(objective, model):
     if objective.linear and _unpenalised(objective):
         names = getattr(model, "feature_names_in_", None)
         if objective.X.ndim == 2:
-            check_columns(objective.X, name, names, getattr(model, "fit_intercept", False))
+            check_columns(objective.X, name, names, getattr(model, "fit_intercept", False),
+                          getattr(objective, "columns", None),
+                          getattr(model, "n_features_in_", None))
         check_identifiable(objective, name)
         if objective.is_classifier:
             check_separation(objective, name)

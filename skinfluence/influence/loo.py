@@ -82,7 +82,7 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     check_fitted(estimator)
     X, y, sample_weight = check_training_data(X, y, sample_weight, estimator)
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1], estimator)
-    indices = check_indices(indices, len(X))
+    indices = check_indices(indices, X.shape[0])
     base = make_objective(estimator, X, y, sample_weight, device=device,
                           check_convergence=False)
     check_targets(base, y)
@@ -94,7 +94,7 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     refitted = model_to_refit(estimator)
 
     def one(i):
-        keep = np.ones(len(X), dtype=bool)
+        keep = np.ones(X.shape[0], dtype=bool)
         keep[i] = False
         model = refit_without(refitted, X, y, sample_weight, keep, warm_start)
         objective = make_objective(model, _safe_indexing(X, keep), y[keep], None, device=device,

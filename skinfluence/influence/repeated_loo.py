@@ -86,7 +86,7 @@ def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeat
     X, y, _ = check_training_data(X, y, dtype=(np.float64, np.float32))  # a float32 net's rows
     X_test, y_test = check_test_data(X_test, y_test, X.shape[1])
     check_classifier_target(estimator, y)
-    indices = check_indices(indices, len(X))
+    indices = check_indices(indices, X.shape[0])
     check_removable(SimpleNamespace(is_classifier=is_classifier(estimator)), y, indices)
     rng = check_random_state(random_state)
     seeds = rng.randint(np.iinfo(np.int32).max, size=n_repeats)
@@ -96,7 +96,7 @@ def repeated_leave_one_out(estimator, X, y, X_test, y_test, *, indices, n_repeat
         return _target_values(seeded_fit(estimator, X, y, seed), X, y, X_test, y_test, target)
 
     def without_row(i, seed):
-        keep = np.arange(len(X)) != i
+        keep = np.arange(X.shape[0]) != i
         model = seeded_fit(estimator, X[keep], y[keep], seed)
         return _target_values(model, X[keep], y[keep], X_test, y_test, target)
 
