@@ -26,6 +26,7 @@ from skinfluence.influence.noise_count import (
     confident_joint,
     count_label_issues,
     forward_log_likelihood,
+    forward_spherical_score,
     mislabelled_posterior,
     noise_transition,
 )
@@ -193,7 +194,7 @@ def test_auto_budget_removes_the_likely_mislabelled_rows_under_structured_noise(
     assert trimmer.score(X_test, y_test) > by_loss_accuracy
 
 
-def test_forward_log_likelihood_prefers_the_true_classes_to_a_model_of_the_noise():
+def test_forward_scores_prefer_the_true_classes_to_a_model_of_the_noise():
     # binary labels, class 0 flipped to 1 at 30%, class 1 to 0 at 10%
     transition = np.array([[0.7, 0.3], [0.1, 0.9]])
     rng = np.random.default_rng(0)
@@ -202,6 +203,12 @@ def test_forward_log_likelihood_prefers_the_true_classes_to_a_model_of_the_noise
             for i in range(50)]
     np.testing.assert_allclose(forward_log_likelihood(proba, labels, transition), loop,
                                rtol=1e-12)
+    noisy_proba = [[sum(proba[i, j] * transition[j, k] for j in range(2)) for k in range(2)]
+                   for i in range(50)]
+    spherical = [q[labels[i]] / np.sqrt(sum(v * v for v in q))
+                 for i, q in enumerate(noisy_proba)]
+    np.testing.assert_allclose(forward_spherical_score(proba, labels, transition), spherical,
+                               rtol=1e-12)
     p = rng.random(400_000)  # P(true class 1 | x) of each row
     truth = (rng.random(len(p)) < p).astype(int)
     noisy = np.where(rng.random(len(p)) < transition[truth, 1 - truth], 1 - truth, truth)
@@ -209,11 +216,12 @@ def test_forward_log_likelihood_prefers_the_true_classes_to_a_model_of_the_noise
     of_the_noise = true_classes @ transition  # what a model fitted on the noisy labels learns
     rows = np.arange(len(p))
     plain = [np.log(m[rows, noisy]).mean() for m in (true_classes, of_the_noise)]
-    forward = [forward_log_likelihood(m, noisy, transition).mean()
-               for m in (true_classes, of_the_noise)]
-    # on the noisy labels the model of the noise looks better; forward-corrected, it is worse
+    # on the noisy labels the model of the noise looks better; forward-corrected, it is worse,
+    # under either proper score
     assert plain[1] > plain[0] + 0.01
-    assert forward[0] > forward[1] + 0.01
+    for score in (forward_log_likelihood, forward_spherical_score):
+        forward = [score(m, noisy, transition).mean() for m in (true_classes, of_the_noise)]
+        assert forward[0] > forward[1] + 0.005
 
 
 def test_select_rows_per_class_keeps_one_row_of_each_class():
@@ -274,9 +282,10 @@ def test_cross_fitted_trims_replay_the_checks_folds():
     gains = np.zeros(len(y))
     for fold in folds:
         for model, sign in ((fold.trimmed, 1), (fold.untrimmed, -1)):
-            noisy_label = (model.predict_proba(X[fold.test]) @ fold.transition)[
-                np.arange(len(fold.test)), y[fold.test]]
-            gains[fold.test] += sign * np.log(noisy_label)
+            noisy = model.predict_proba(X[fold.test]) @ fold.transition
+            spherical = (noisy[np.arange(len(fold.test)), y[fold.test]]
+                         / np.sqrt((noisy**2).sum(1)))
+            gains[fold.test] += sign * spherical
     np.testing.assert_allclose(np.mean(gains / held_out), trimmer.auto_evidence_["gain"],
                                rtol=1e-10)
 
@@ -303,8 +312,8 @@ def test_auto_budget_corrects_the_held_out_score_for_class_conditional_noise(mon
         corrected.append(evidence["gain"])
     # the plain held-out log-likelihood of the noisy labels (no noise transition) sees a loss
     # (measured -0.90 to -0.98 per row against +0.007 to +0.010) and refuses to trim
-    forward = trim.forward_log_likelihood
-    monkeypatch.setattr(trim, "forward_log_likelihood",
+    forward = trim.forward_spherical_score
+    monkeypatch.setattr(trim, "forward_spherical_score",
                         lambda proba, labels, transition: forward(proba, labels,
                                                                   np.eye(len(transition))))
     plain = [InfluenceTrimmer(MODEL, random_state=seed).fit(X, noisy) for seed in range(3)]

@@ -161,6 +161,34 @@ def forward_log_likelihood(proba, labels, transition):
     return np.log(np.maximum(noisy, np.finfo(float).tiny))
 
 
+def forward_spherical_score(proba, labels, transition):
+    """Spherical score of each given label under a model's class probabilities passed through
+    the estimated label noise: ``q[i, labels[i]] / ||q[i]||`` with ``q = proba @ T``.
+
+    Like :func:`forward_log_likelihood` a proper score of ``proba`` as the true class
+    probabilities under class-conditional noise ``T``, but bounded (in [0, 1]): a row the model
+    is already sure of adds little when the model grows surer, so the rows whose prediction is
+    in doubt, which decide accuracy, weigh more than under the log-likelihood.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        The model's class probabilities.
+    labels : ndarray of int, shape (n_samples,)
+        Given (possibly corrupted) labels as class indices.
+    transition : ndarray of shape (n_classes, n_classes)
+        :func:`noise_transition`'s ``T``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    noisy = proba @ transition
+    norm = np.linalg.norm(noisy, axis=1)
+    return np.divide(noisy[np.arange(len(labels)), labels], norm, out=np.zeros(len(labels)),
+                     where=norm > 0)
+
+
 def count_outliers(residuals, z=OUTLIER_Z):
     """Rows whose residual lies more than ``z`` robust standard deviations from the median.
 
