@@ -5,6 +5,7 @@ from sklearn.linear_model import LogisticRegression
 
 import skinfluence
 from skinfluence.backend import CGSolver, CholeskySolver, LanczosSolver
+from skinfluence.backend.diagnostics import DiagnosticWarning
 
 
 @pytest.fixture
@@ -79,3 +80,17 @@ def test_largest_leverage_of_multiclass_rows_matches_the_general_eigensolver():
     expected = np.linalg.eigvals(A @ M).real.max(1)
     found = _largest_leverage(torch.from_numpy(A), torch.from_numpy(M)).numpy()
     np.testing.assert_allclose(found, expected, rtol=1e-6, atol=1e-14)
+
+
+def test_cg_damps_an_indefinite_hessian_and_says_so():
+    """Negative curvature used to turn every CG solution into NaN."""
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    H = torch.as_tensor(Q @ np.diag([3.0, 2.0, 1.0, 0.5, 0.2, -0.4]) @ Q.T)
+    V = torch.as_tensor(rng.normal(size=(6, 3)))
+    solver = CGSolver(lambda B: H @ B)
+    with pytest.warns(DiagnosticWarning, match="not positive definite .* damping raised to"):
+        X = solver.solve(V)
+    assert solver.damping > 0.4  # past the negative eigenvalue
+    shifted = H + solver.damping * torch.eye(6, dtype=H.dtype)
+    torch.testing.assert_close(X, torch.linalg.solve(shifted, V), rtol=1e-7, atol=1e-9)

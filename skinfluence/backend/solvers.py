@@ -133,9 +133,35 @@ class CGSolver:
         return R / scale.unsqueeze(1)
 
     def solve(self, V):
-        """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m)."""
+        """Return ``(H + damping I)^-1 V`` for ``V`` of shape (p,) or (p, m).
+
+        Where CG meets a direction ``p`` of non-positive curvature, ``H + damping I`` is not
+        positive definite: as :class:`CholeskySolver`, it warns with the measured curvature
+        ``p^T (H + damping I) p / p^T p`` and raises ``damping`` (kept for later solves), by
+        twice that curvature's size or by doubling, until CG meets none.
+        """
         B, squeeze = _as_block(V)
         B = B.contiguous()
+        X, curvature = self._conjugate_gradient(B)
+        if curvature is not None:
+            before, first = self.damping, curvature
+            while curvature is not None:
+                self.damping = (max(2 * self.damping, self.damping + 2 * abs(curvature))
+                                + torch.finfo(B.dtype).eps)
+                X, curvature = self._conjugate_gradient(B)
+            warnings.warn(
+                f"The Hessian is not positive definite (curvature {first:.3g} along a "
+                f"conjugate-gradient direction, damping {before:.3g} included); damping raised "
+                f"to {self.damping:.3g}. Influence estimates are then approximate: check that "
+                "the model has converged, or pass a larger `damping`.",
+                DiagnosticWarning,
+                stacklevel=2,
+            )
+        return X.squeeze(1) if squeeze else X
+
+    def _conjugate_gradient(self, B):
+        """The solution of the columns of ``B`` and None, or, at the first direction of
+        non-positive curvature, None and that curvature."""
         X = torch.zeros_like(B)
         R = B.clone()
         Z = self._precondition(R)
@@ -148,7 +174,11 @@ class CGSolver:
             if bool((_column_dots(R, R) <= stop).all()):
                 break
             AP = self._apply(P)
-            alpha = rz / _column_dots(P, AP).clamp_min(tiny)
+            pap, pp = _column_dots(P, AP), _column_dots(P, P)
+            bent = (pap <= 0) & (pp > 0)
+            if bool(bent.any()):
+                return None, (pap[bent] / pp[bent]).min().item()
+            alpha = rz / pap.clamp_min(tiny)
             X.addcmul_(alpha.expand_as(P), P)
             R.addcmul_(alpha.expand_as(AP), AP, value=-1)
             Z = self._precondition(R)
@@ -161,9 +191,9 @@ class CGSolver:
                 f"Conjugate gradient stopped after {max_iter} iterations with relative residual "
                 f"{worst:.3g}; increase `damping` or use the exact solver.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return X.squeeze(1) if squeeze else X
+        return X, None
 
 
 class LanczosSolver:
