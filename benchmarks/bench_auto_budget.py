@@ -38,7 +38,7 @@ covers all four kinds.
 
 Seeds 10-29 by default: the seeds on which the default was chosen (``bench_trim.py`` reports
 seeds 0-4; ``--seeds 30-49`` tests the choice on seeds neither saw). Run:
-``python benchmarks/bench_auto_budget.py`` (about 4 minutes on 2 cores) or ``--quick`` (2 seeds,
+``python benchmarks/bench_auto_budget.py`` (about 10 minutes on 2 cores) or ``--quick`` (2 seeds,
 3 datasets).
 """
 
