@@ -8,8 +8,9 @@ Counting rows by (given label, confident class) gives the confident joint ``C``;
 is rescaled to the number of rows carrying that label (calibration), and the off-diagonal mass
 is the estimated number of mislabelled rows carrying that label. Its columns, normalised, give
 the noise transition ``T`` (true class -> given label), through which a model of the true
-classes is scored on noisy labels (``forward_log_likelihood``) and, with the class
-probabilities, gives each row's probability of carrying a wrong label (``mislabelled_posterior``).
+classes is scored on noisy labels (``forward_spherical_score``, ``forward_log_likelihood``) and,
+with the class probabilities, gives each row's probability of carrying a wrong label
+(``mislabelled_posterior``).
 """
 
 import numpy as np
