@@ -213,6 +213,8 @@ def test_torch_model_class_index_out_of_range():
         skinfluence.self_influence(model, X, y)
     with pytest.raises(ValueError, match=r"y_test holds class indices \[5\]"):
         skinfluence.influence(model, X, y.clip(0, 1), X[:2], [0, 5])
+    with pytest.raises(TypeError, match="a TorchModel holds a trained module"):
+        skinfluence.leave_one_out(model, X, y.clip(0, 1), X[:2], [0, 1])
 
 
 class _PlainLeastSquares:

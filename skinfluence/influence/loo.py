@@ -92,6 +92,12 @@ def leave_one_out(estimator, X, y, X_test, y_test=None, *, target="loss", indice
     check_stationary(base, type(estimator).__name__)  # fitted on other rows? say so
     reference = Target(base, X_test, y_test, target).values(base.theta)
     refitted = model_to_refit(estimator)
+    if not hasattr(refitted, "fit"):
+        raise TypeError(
+            f"leave_one_out refits the model without each row, and a {type(refitted).__name__} "
+            "holds a trained module skinfluence cannot retrain; retrain it yourself without "
+            "each row, or compare with a skorch net, which skinfluence can refit."
+        )
 
     def one(i):
         keep = np.ones(X.shape[0], dtype=bool)
