@@ -306,6 +306,11 @@ class NoiseEstimate(NamedTuple):
     #: classifiers: each row's leave-one-out class probabilities; None for regressors
     proba: np.ndarray
 
+    @property
+    def transition(self):
+        """Classifiers: the noise transition ``T[j, k]`` (true class j labelled k) of ``joint``."""
+        return noise_transition(self.joint)
+
 
 def estimate_noise(split):
     """Estimated corrupted rows among a split's training rows, from leave-one-out predictions.
@@ -355,7 +360,7 @@ def counted_rows(noise, scores, y, method):
         return select_rows(scores, int(noise.counts.sum()), clip=True)
     if method == "loo_loss":
         scores = mislabelled_posterior(noise.proba, np.unique(y, return_inverse=True)[1],
-                                       noise_transition(noise.joint))
+                                       noise.transition)
     return select_rows(scores, noise.counts, y, clip=True)
 
 
@@ -556,7 +561,7 @@ def auto_budget(estimator, X, y, sample_weight=None, X_val=None, y_val=None, *,
                 "gain": 0.0, "gain_se": 0.0}
     if classifier:
         evidence["class_counts"] = noise.counts.tolist()
-        evidence["noise_transition"] = noise_transition(noise.joint)
+        evidence["noise_transition"] = noise.transition
     if evidence["count"] < max(1, MIN_COUNT_FRACTION * len(X)):
         return scores, none, evidence
     gains, visits = np.zeros(len(X)), np.zeros(len(X))
